@@ -1,0 +1,316 @@
+"""The sandbox interface, its limits, and the host-side checks of what comes back.
+
+Backends only move a job into an isolated runner and bring its frame back; turning a frame
+into a report, and distrusting it while doing so, happens here once for all of them.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ValidationError
+
+from state.reports import CallResult, TestOutcome, VerifyReport
+
+from .runner import FRAME_MARKER
+
+MAX_INPUT_BYTES = 32 * 1024 * 1024
+TEST_FILE = "test_tool.py"
+TOOL_FILE = "tool.py"
+
+
+class SandboxUnavailable(RuntimeError):
+    """The sandbox cannot run anything: no daemon, no image, no bubblewrap, no limits."""
+
+
+def _env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name) or default)
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name) or default)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits for one run; every one can be set from the environment."""
+
+    timeout: float = field(default_factory=lambda: _env_float("SEA_SANDBOX_TIMEOUT", 30.0))
+    memory_mb: int = field(default_factory=lambda: _env_int("SEA_SANDBOX_MEMORY_MB", 256))
+    cpus: float = field(default_factory=lambda: _env_float("SEA_SANDBOX_CPUS", 0.5))
+    pids: int = field(default_factory=lambda: _env_int("SEA_SANDBOX_PIDS", 64))
+    tmp_mb: int = field(default_factory=lambda: _env_int("SEA_SANDBOX_TMP_MB", 64))
+    shm_mb: int = 8
+    nofile: int = 256
+    fsize_mb: int = 32
+    output_bytes: int = 64 * 1024
+    # Time the host waits beyond ``timeout`` for the runner to report before killing it.
+    grace: float = 5.0
+
+
+def build_job(mode: str, implementation: str, tests: str | None, inputs: dict[str, bytes],
+              limits: Limits, function: str | None = None, args: dict | None = None,
+              workdir: str = "/tmp/job") -> bytes:
+    """Encode one job for the runner: a byte count line, then the JSON."""
+    sources = {TOOL_FILE: implementation}
+    if tests is not None:
+        sources[TEST_FILE] = tests
+    payload = {
+        "mode": mode, "sources": sources, "workdir": workdir,
+        "inputs": {name: data.hex() for name, data in inputs.items()},
+        "timeout": limits.timeout, "output_limit": limits.output_bytes,
+        "function": function, "args": args or {},
+    }
+    body = json.dumps(payload).encode()
+    return str(len(body)).encode() + b"\n" + body
+
+
+def read_inputs(files: list[str | Path] | dict[str, bytes] | None) -> dict[str, bytes]:
+    """Read the input files the user named, by base name, refusing odd names and sizes."""
+    if not files:
+        return {}
+    if isinstance(files, dict):
+        items = list(files.items())
+    else:
+        items = [(Path(p).name, Path(p).read_bytes()) for p in files]
+    total = 0
+    out: dict[str, bytes] = {}
+    for name, data in items:
+        if name in (TOOL_FILE, TEST_FILE, "conftest.py") or "/" in name or name.startswith("."):
+            raise ValueError(f"input file name {name!r} is not allowed")
+        total += len(data)
+        out[name] = data
+    if total > MAX_INPUT_BYTES:
+        raise ValueError(f"input files total {total} bytes; the limit is {MAX_INPUT_BYTES}")
+    return out
+
+
+@dataclass
+class RawRun:
+    """What a backend saw of one run, before any of it is trusted."""
+
+    output: str
+    exit_code: int | None
+    oom_killed: bool = False
+    host_timed_out: bool = False
+    duration: float = 0.0
+    backend: str = ""
+
+
+class _Frame(BaseModel):
+    mode: str
+    timed_out: bool
+    child_exit: int | None
+    child_signal: int | None
+    report: str
+    report_overflow: bool
+    stdout: str
+    stderr: str
+    output_truncated: bool
+    duration: float
+
+
+class _SuiteReport(BaseModel):
+    exitstatus: int
+    tests: list[TestOutcome]
+    collection_errors: list[str]
+
+
+def parse_frame(output: str) -> _Frame | None:
+    """Return the runner's last frame, or None when there is none that validates."""
+    position = output.rfind(FRAME_MARKER)
+    if position < 0:
+        return None
+    line = output[position + len(FRAME_MARKER):].split("\n", 1)[0]
+    try:
+        return _Frame.model_validate_json(line)
+    except ValidationError:
+        return None
+
+
+def declared_tests(tests: str) -> set[str]:
+    """Name the test functions a suite declares, read from its source without running it."""
+    names: set[str] = set()
+    try:
+        tree = ast.parse(tests)
+    except SyntaxError:
+        return names
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith(
+                "test"):
+            names.add(node.name)
+        elif isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef) and item.name.startswith("test"):
+                    names.add(f"{node.name}::{item.name}")
+    return names
+
+
+def _limit_status(raw: RawRun, frame: _Frame | None):
+    """Return timeout / out_of_memory when a limit ended the run, else None."""
+    if raw.host_timed_out or (frame is not None and frame.timed_out):
+        return "timeout"
+    if raw.oom_killed or (frame is None and raw.exit_code == 137):
+        return "out_of_memory"
+    return None
+
+
+def verify_report(raw: RawRun, tests: str, limits: Limits) -> VerifyReport:
+    """Turn a run into a verification report, cross-checking the frame against the facts."""
+    frame = parse_frame(raw.output)
+    common: dict[str, Any] = {"duration": round(raw.duration, 4), "backend": raw.backend}
+    if frame is not None:
+        common.update(stdout=frame.stdout, stderr=frame.stderr,
+                      output_truncated=frame.output_truncated)
+    limit = _limit_status(raw, frame)
+    if limit == "timeout":
+        return VerifyReport(status="timeout", detail=f"the suite ran past {limits.timeout:g} s",
+                            **common)
+    if limit == "out_of_memory":
+        return VerifyReport(status="out_of_memory",
+                            detail=f"the run needed more than {limits.memory_mb} MB", **common)
+    if frame is None:
+        return VerifyReport(status="error", detail="the sandbox runner gave no valid report "
+                            f"(exit status {raw.exit_code})", **common)
+    try:
+        suite = _SuiteReport.model_validate_json(frame.report) if frame.report else None
+    except ValidationError:
+        suite = None
+    if suite is None:
+        detail = "the suite ended before pytest reported"
+        if frame.child_exit is not None:
+            detail += f" (exit status {frame.child_exit})"
+        elif frame.child_signal is not None:
+            detail += f" (signal {frame.child_signal})"
+        return VerifyReport(status="error", detail=detail, **common)
+
+    counts = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
+    for test in suite.tests:
+        key = {"passed": "passed", "xfailed": "skipped", "skipped": "skipped",
+               "failed": "failed", "xpassed": "failed", "error": "errors"}[test.outcome]
+        counts[key] += 1
+    report = VerifyReport(status="passed", tests=suite.tests,
+                          collection_errors=suite.collection_errors, **counts, **common)
+
+    def fail(status: str, detail: str) -> VerifyReport:
+        return report.model_copy(update={"status": status, "detail": detail})
+
+    if frame.child_exit != suite.exitstatus:
+        return fail("error", f"pytest said exit status {suite.exitstatus} but the process "
+                             f"ended with {frame.child_exit or frame.child_signal}")
+    if suite.collection_errors:
+        return fail("error", "the suite could not be collected")
+    unknown = {t.name.split("[", 1)[0] for t in suite.tests} - declared_tests(tests)
+    if unknown:
+        return fail("error", f"the report names tests the suite does not declare: "
+                             f"{sorted(unknown)[:5]}")
+    if counts["failed"] or counts["errors"]:
+        return fail("failed", "")
+    if suite.exitstatus != 0:
+        return fail("error", f"pytest ended with exit status {suite.exitstatus}")
+    if counts["passed"] == 0:
+        return fail("error", "no test ran" if not suite.tests else "every test was skipped")
+    missing = declared_tests(tests) - {t.name.split("[", 1)[0] for t in suite.tests}
+    if missing:
+        return fail("error", f"declared tests did not run: {sorted(missing)[:5]}")
+    return report
+
+
+def call_result(raw: RawRun, limits: Limits) -> CallResult:
+    """Turn a run into a call result."""
+    frame = parse_frame(raw.output)
+    common: dict[str, Any] = {"duration": round(raw.duration, 4), "backend": raw.backend}
+    if frame is not None:
+        common.update(stdout=frame.stdout, stderr=frame.stderr)
+    limit = _limit_status(raw, frame)
+    if limit == "timeout":
+        return CallResult(ok=False, status="timeout", error_type="Timeout",
+                          error=f"the call ran past {limits.timeout:g} s", **common)
+    if limit == "out_of_memory":
+        return CallResult(ok=False, status="out_of_memory", error_type="MemoryLimit",
+                          error=f"the call needed more than {limits.memory_mb} MB", **common)
+    if frame is None or not frame.report:
+        return CallResult(ok=False, status="error", error_type="SandboxError",
+                          error="the call ended before it reported a result", **common)
+    try:
+        payload = json.loads(frame.report)
+        if payload.get("ok") is True and frame.child_exit == 0:
+            return CallResult(ok=True, status="ok", result=json.loads(payload["result_json"]),
+                              **common)
+        return CallResult(ok=False, status="error",
+                          error_type=str(payload.get("error_type", "Error"))[:200],
+                          error=str(payload.get("error", ""))[:4000], **common)
+    except (ValueError, AttributeError, KeyError, TypeError):
+        return CallResult(ok=False, status="error", error_type="SandboxError",
+                          error="the call's report was malformed", **common)
+
+
+def unavailable_report(reason: str, backend: str) -> VerifyReport:
+    """Return the report for a sandbox that could not run the suite at all."""
+    return VerifyReport(status="unavailable", detail=reason, backend=backend)
+
+
+def unavailable_call(reason: str, backend: str) -> CallResult:
+    """Return the result for a sandbox that could not run the call at all."""
+    return CallResult(ok=False, status="unavailable", error_type="SandboxUnavailable",
+                      error=reason, backend=backend)
+
+
+class Backend(Protocol):
+    """What a backend does: run one encoded job in isolation and return what it saw."""
+
+    name: str
+    limits: Limits
+
+    def run(self, job: bytes) -> RawRun:
+        """Run one job; raise SandboxUnavailable when nothing can run."""
+
+    def close(self) -> None:
+        """Release what the backend holds (pools, daemons' connections)."""
+
+
+class Sandbox:
+    """Verify and call generated code in a backend, never in this process."""
+
+    def __init__(self, backend: Backend):
+        self.backend = backend
+
+    @property
+    def limits(self) -> Limits:
+        """Return the backend's limits."""
+        return self.backend.limits
+
+    def verify(self, implementation: str, tests: str,
+               files: list[str | Path] | dict[str, bytes] | None = None) -> VerifyReport:
+        """Run ``tests`` against ``implementation`` and report each test's outcome."""
+        try:
+            job = build_job("verify", implementation, tests, read_inputs(files), self.limits)
+            raw = self.backend.run(job)
+        except SandboxUnavailable as exc:
+            return unavailable_report(str(exc), self.backend.name)
+        return verify_report(raw, tests, self.limits)
+
+    def call(self, implementation: str, function: str, args: dict,
+             files: list[str | Path] | dict[str, bytes] | None = None) -> CallResult:
+        """Call ``function(**args)`` of ``implementation``; arguments and result are JSON."""
+        try:
+            json.dumps(args, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            return CallResult(ok=False, status="error", error_type="InvalidArguments",
+                              error=f"arguments are not JSON: {exc}")
+        try:
+            job = build_job("call", implementation, None, read_inputs(files), self.limits,
+                            function=function, args=args)
+            raw = self.backend.run(job)
+        except SandboxUnavailable as exc:
+            return unavailable_call(str(exc), self.backend.name)
+        return call_result(raw, self.limits)
+
+    def close(self) -> None:
+        """Release the backend."""
+        self.backend.close()

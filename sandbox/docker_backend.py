@@ -1,0 +1,261 @@
+"""The Docker backend: a fresh hardened container per run, optionally started ahead in a pool."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from .core import Limits, RawRun, SandboxUnavailable
+from .image import image_tag
+
+LABEL = "sea.sandbox"
+OWNER_LABEL = "sea.owner"
+LOG_LIMIT = "4m"
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def connect(timeout: float = 10.0):
+    """Return a Docker client that has answered a ping, or raise SandboxUnavailable."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=timeout)
+        client.ping()
+        return client
+    except Exception as exc:  # any failure here means no daemon to talk to
+        raise SandboxUnavailable(f"the Docker daemon is not reachable ({_short(exc)}); "
+                                 "start it, or use the bwrap backend") from exc
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
+
+
+def remove_leftovers(client, everything: bool = False) -> int:
+    """Remove sandbox containers whose owner process is gone (or all of them)."""
+    removed = 0
+    host = socket.gethostname()
+    for container in client.containers.list(all=True, filters={"label": LABEL}):
+        owner = container.labels.get(OWNER_LABEL, "")
+        owner_host, _, pid = owner.partition(":")
+        alive = owner_host == host and pid.isdigit() and os.path.exists(f"/proc/{pid}")
+        if everything or not alive:
+            try:
+                container.remove(force=True)
+                removed += 1
+            except Exception:
+                pass  # already gone
+    return removed
+
+
+class DockerBackend:
+    """Run each job in its own container, destroyed afterwards."""
+
+    name = "docker"
+
+    def __init__(self, limits: Limits | None = None, image: str | None = None,
+                 pool_size: int = 0, idle_timeout: float = 300.0):
+        self.limits = limits or Limits()
+        self.image = image or image_tag()
+        self._client = None
+        self._client_lock = threading.Lock()
+        self._reaper = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sea-reaper")
+        self.pool = WarmPool(self, pool_size, idle_timeout) if pool_size > 0 else None
+        if self.name == "docker" and pool_size:
+            self.name = "docker-warm"
+
+    def client(self):
+        """Return a connected client, checking the image once per connection."""
+        with self._client_lock:
+            if self._client is None:
+                client = connect()
+                try:
+                    client.images.get(self.image)
+                except Exception as exc:
+                    raise SandboxUnavailable(
+                        f"the sandbox image {self.image} is missing ({_short(exc)}); "
+                        "build it with `sea sandbox build`") from exc
+                remove_leftovers(client)
+                self._client = client
+            return self._client
+
+    def container_options(self) -> dict:
+        """Return the hardened options every sandbox container is created with."""
+        from docker.types import LogConfig, Ulimit
+
+        lim = self.limits
+        return {
+            "image": self.image,
+            "stdin_open": True,
+            "detach": True,
+            "network_mode": "none",
+            "read_only": True,
+            "user": "65534:65534",
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges:true"],
+            "init": True,
+            "mem_limit": f"{lim.memory_mb}m",
+            "memswap_limit": f"{lim.memory_mb}m",
+            "nano_cpus": int(lim.cpus * 1e9),
+            "pids_limit": lim.pids,
+            "tmpfs": {"/tmp": f"rw,noexec,nosuid,nodev,size={lim.tmp_mb}m,nr_inodes=8192"},
+            "shm_size": f"{lim.shm_mb}m",
+            "ulimits": [
+                Ulimit(name="nofile", soft=lim.nofile, hard=lim.nofile),
+                Ulimit(name="fsize", soft=lim.fsize_mb << 20, hard=lim.fsize_mb << 20),
+                Ulimit(name="core", soft=0, hard=0),
+            ],
+            "log_config": LogConfig(type="json-file",
+                                    config={"max-size": LOG_LIMIT, "max-file": "1"}),
+            "environment": {"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1",
+                            "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "LANG": "C.UTF-8"},
+            "working_dir": "/tmp",
+            "hostname": "sandbox",
+            "labels": {LABEL: "1", OWNER_LABEL: _owner()},
+        }
+
+    def start_container(self):
+        """Create and start one container; raise SandboxUnavailable if Docker refuses."""
+        client = self.client()
+        container = None
+        try:
+            container = client.containers.create(**self.container_options())
+            container.start()
+            return container
+        except Exception as exc:
+            if container is not None:
+                self.discard(container, wait=True)
+            raise SandboxUnavailable(f"Docker could not start a sandbox ({_short(exc)})") \
+                from exc
+
+    def discard(self, container, wait: bool = False) -> None:
+        """Kill and remove a container, in the background unless ``wait``."""
+        def remove():
+            try:
+                container.remove(force=True)
+            except Exception:
+                pass  # already removed; the janitor catches anything else
+        if wait:
+            remove()
+        else:
+            self._reaper.submit(remove)
+
+    def run(self, job: bytes) -> RawRun:
+        """Run one job in a fresh (or pre-started) container and remove it."""
+        container = self.pool.take() if self.pool else None
+        if container is None:
+            container = self.start_container()
+        started = time.monotonic()
+        host_timed_out = False
+        exit_code = None
+        try:
+            try:
+                stream = container.attach_socket(params={"stdin": 1, "stream": 1})
+                raw_socket = getattr(stream, "_sock", stream)
+                raw_socket.sendall(job)
+                stream.close()
+            except Exception as exc:
+                raise SandboxUnavailable(f"could not send the job ({_short(exc)})") from exc
+            try:
+                result = container.wait(timeout=self.limits.timeout + self.limits.grace)
+                exit_code = result.get("StatusCode")
+            except Exception:
+                host_timed_out = True
+                container.kill()
+            duration = time.monotonic() - started
+            output = container.logs(stdout=True, stderr=False).decode("utf-8", "replace")
+            container.reload()
+            oom = bool(container.attrs.get("State", {}).get("OOMKilled"))
+            return RawRun(output=output, exit_code=exit_code, oom_killed=oom,
+                          host_timed_out=host_timed_out, duration=duration, backend=self.name)
+        finally:
+            self.discard(container, wait=self.pool is None)
+
+    def close(self) -> None:
+        """Stop the pool and wait until every container this backend made is gone."""
+        if self.pool:
+            self.pool.close()
+        self._reaper.shutdown(wait=True)
+
+
+class WarmPool:
+    """Containers started ahead, each used for exactly one job, refilled in the background."""
+
+    def __init__(self, backend: DockerBackend, size: int, idle_timeout: float):
+        self.backend = backend
+        self.size = size
+        self.idle_timeout = idle_timeout
+        self._ready: list = []
+        self._cond = threading.Condition()
+        self._closed = False
+        self._last_used = time.monotonic()
+        self.last_error = ""
+        self._thread = threading.Thread(target=self._fill, name="sea-pool", daemon=True)
+        self._thread.start()
+
+    def idle_count(self) -> int:
+        """Return how many containers wait for a job."""
+        with self._cond:
+            return len(self._ready)
+
+    def take(self):
+        """Return a started container, or None when none is ready (the caller starts one)."""
+        with self._cond:
+            self._last_used = time.monotonic()
+            container = self._ready.pop(0) if self._ready else None
+            self._cond.notify_all()
+            return container
+
+    def wait_ready(self, timeout: float = 30.0) -> bool:
+        """Wait until the pool is full; return whether it got there."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            self._last_used = time.monotonic()
+            self._cond.notify_all()
+            while len(self._ready) < self.size and time.monotonic() < deadline:
+                self._cond.wait(0.1)
+            return len(self._ready) >= self.size
+
+    def _fill(self) -> None:
+        while True:
+            with self._cond:
+                if self._closed:
+                    return
+                idle = time.monotonic() - self._last_used > self.idle_timeout
+                if idle and self._ready:
+                    expired, self._ready = self._ready, []
+                    for container in expired:
+                        self.backend.discard(container)
+                if idle or len(self._ready) >= self.size:
+                    self._cond.wait(1.0)
+                    continue
+            try:
+                container = self.backend.start_container()
+                self.last_error = ""
+            except SandboxUnavailable as exc:
+                self.last_error = str(exc)
+                time.sleep(2.0)  # the daemon or image is missing: retry later, quietly
+                continue
+            with self._cond:
+                if self._closed:
+                    self.backend.discard(container, wait=True)
+                    return
+                self._ready.append(container)
+                self._cond.notify_all()
+
+    def close(self) -> None:
+        """Stop refilling and remove every waiting container."""
+        with self._cond:
+            self._closed = True
+            leftovers, self._ready = self._ready, []
+            self._cond.notify_all()
+        self._thread.join(timeout=30)
+        for container in leftovers:
+            self.backend.discard(container, wait=True)
