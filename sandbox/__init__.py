@@ -1,0 +1,58 @@
+"""Run untrusted generated code: ``verify`` a pytest suite, or ``call`` one function.
+
+A library with no LangGraph imports. Backends: ``docker`` (default; a hardened single-use
+container per run, optionally from a warm pool) and ``bwrap`` (bubblewrap with cgroup limits).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+
+from .core import Limits, Sandbox, SandboxUnavailable
+
+__all__ = ["Limits", "Sandbox", "SandboxUnavailable", "make_sandbox", "shared_sandbox"]
+
+BACKENDS = ("docker", "bwrap")
+
+
+def make_sandbox(backend: str = "docker", pool_size: int = 0,
+                 limits: Limits | None = None) -> Sandbox:
+    """Return a sandbox on ``backend``; ``pool_size`` > 0 keeps that many containers warm."""
+    if backend == "docker":
+        from .docker_backend import DockerBackend
+
+        return Sandbox(DockerBackend(limits=limits, pool_size=pool_size))
+    if backend == "bwrap":
+        from .bwrap_backend import BwrapBackend
+
+        return Sandbox(BwrapBackend(limits=limits))
+    raise ValueError(f"unknown sandbox backend {backend!r}; choose one of {BACKENDS}")
+
+
+_shared: dict[tuple[str, int], Sandbox] = {}
+_shared_lock = threading.Lock()
+
+
+def default_pool_size() -> int:
+    """Return the warm pool size from ``SEA_SANDBOX_POOL`` (default 2; 0 turns it off)."""
+    return int(os.environ.get("SEA_SANDBOX_POOL", "2"))
+
+
+def shared_sandbox(backend: str = "docker", pool_size: int | None = None) -> Sandbox:
+    """Return this process's sandbox for ``backend``, shut down cleanly at exit."""
+    size = default_pool_size() if pool_size is None else pool_size
+    key = (backend, size if backend == "docker" else 0)
+    with _shared_lock:
+        if key not in _shared:
+            _shared[key] = make_sandbox(backend, pool_size=key[1])
+        return _shared[key]
+
+
+@atexit.register
+def _close_shared() -> None:
+    with _shared_lock:
+        for sandbox in _shared.values():
+            sandbox.close()
+        _shared.clear()

@@ -211,10 +211,10 @@ def verify_report(raw: RawRun, tests: str, limits: Limits) -> VerifyReport:
                              f"{sorted(unknown)[:5]}")
     if counts["failed"] or counts["errors"]:
         return fail("failed", "")
-    if suite.exitstatus != 0:
-        return fail("error", f"pytest ended with exit status {suite.exitstatus}")
     if counts["passed"] == 0:
         return fail("error", "no test ran" if not suite.tests else "every test was skipped")
+    if suite.exitstatus != 0:
+        return fail("error", f"pytest ended with exit status {suite.exitstatus}")
     missing = declared_tests(tests) - {t.name.split("[", 1)[0] for t in suite.tests}
     if missing:
         return fail("error", f"declared tests did not run: {sorted(missing)[:5]}")

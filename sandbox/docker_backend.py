@@ -100,7 +100,10 @@ class DockerBackend:
             "user": "65534:65534",
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges:true"],
-            "init": True,
+            # No init: the runner is PID 1, so no other process in the container holds its
+            # stdout (a traceable init could be made to forge the report), and signals from
+            # inside cannot kill it.
+            "init": False,
             "mem_limit": f"{lim.memory_mb}m",
             "memswap_limit": f"{lim.memory_mb}m",
             "nano_cpus": int(lim.cpus * 1e9),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
 import shutil
 import subprocess
@@ -42,7 +43,8 @@ def image_tag() -> str:
 
 def rootfs_dir() -> Path:
     """Return where the offline root filesystem lives (also bubblewrap's root)."""
-    return sea_home() / "sandbox" / "rootfs"
+    override = os.environ.get("SEA_SANDBOX_ROOTFS")
+    return Path(override) if override else sea_home() / "sandbox" / "rootfs"
 
 
 def apt_mirror() -> str:

@@ -119,6 +119,8 @@ def _child_call(job, report_fd):
 
 
 def _send(fd, payload):
+    if os.getpid() != _CHILD_PID[0]:
+        return  # a process the untrusted code forked must not add to the report
     data = json.dumps(payload).encode("utf-8")
     view = memoryview(data)
     while view:
@@ -126,7 +128,11 @@ def _send(fd, payload):
         view = view[written:]
 
 
+_CHILD_PID = [0]
+
+
 def _run_child(job, workdir, report_w, out_w, err_w):
+    _CHILD_PID[0] = os.getpid()
     os.setsid()
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)

@@ -1,0 +1,239 @@
+"""The bubblewrap backend, for hosts without Docker.
+
+bubblewrap gives namespaces, not a policy: this module adds a read-only root (the offline
+Debian root filesystem), a read-only /dev, a clean environment, rlimits, and a cgroup for
+memory, pids and CPU. When it cannot apply those limits it refuses to run; it never falls
+back to a plain subprocess.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from .core import Limits, RawRun, SandboxUnavailable
+from .image import RUNNER, rootfs_dir
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+OUTPUT_LIMIT = 4 * 1024 * 1024
+SANDBOX_UID = 65534
+
+
+class Cgroup:
+    """A throwaway cgroup (v1 or v2) holding one run's processes."""
+
+    def __init__(self, limits: Limits):
+        self.name = f"sea-{uuid.uuid4().hex[:12]}"
+        self.dirs: dict[str, Path] = {}
+        self.v2 = (CGROUP_ROOT / "cgroup.controllers").exists()
+        try:
+            if self.v2:
+                self._make("unified", CGROUP_ROOT)
+                self._write("unified", "memory.max", limits.memory_mb << 20)
+                self._write("unified", "memory.swap.max", 0, optional=True)
+                self._write("unified", "pids.max", limits.pids)
+                self._write("unified", "cpu.max", f"{int(limits.cpus * 100000)} 100000")
+            else:
+                for controller in ("memory", "pids", "cpu"):
+                    self._make(controller, self._v1_parent(controller))
+                self._write("memory", "memory.limit_in_bytes", limits.memory_mb << 20)
+                self._write("memory", "memory.memsw.limit_in_bytes", limits.memory_mb << 20,
+                            optional=True)
+                self._write("pids", "pids.max", limits.pids)
+                self._write("cpu", "cpu.cfs_period_us", 100000)
+                self._write("cpu", "cpu.cfs_quota_us", int(limits.cpus * 100000))
+        except OSError as exc:
+            self.remove()
+            raise SandboxUnavailable(f"bubblewrap refuses to run: the cgroup limits for memory, "
+                                     f"pids and CPU cannot be applied ({exc})") from exc
+
+    @staticmethod
+    def _v1_parent(controller: str) -> Path:
+        # Nest under our own cgroup so the machine's limits still apply around ours.
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, names, path = line.split(":", 2)
+            if controller in names.split(","):
+                candidate = CGROUP_ROOT / controller / path.lstrip("/")
+                if candidate.is_dir() and os.access(candidate, os.W_OK):
+                    return candidate
+        return CGROUP_ROOT / controller
+
+    def _make(self, key: str, parent: Path) -> None:
+        path = parent / self.name
+        path.mkdir()
+        self.dirs[key] = path
+
+    def _write(self, key: str, name: str, value, optional: bool = False) -> None:
+        try:
+            (self.dirs[key] / name).write_text(str(value))
+        except OSError:
+            if not optional:
+                raise
+
+    def enter(self) -> None:
+        """Move the calling process into the cgroup (runs in the child before exec)."""
+        for path in self.dirs.values():
+            (path / "cgroup.procs").write_text(str(os.getpid()))
+
+    def pids(self) -> list[int]:
+        """List the processes still in the cgroup."""
+        key = "unified" if self.v2 else "pids"
+        try:
+            text = (self.dirs[key] / "cgroup.procs").read_text()
+        except (OSError, KeyError):
+            return []
+        return [int(p) for p in text.split()]
+
+    def oom_killed(self) -> bool:
+        """Tell whether the kernel killed something here for want of memory."""
+        events = ("unified", "memory.events") if self.v2 else ("memory", "memory.oom_control")
+        try:
+            text = (self.dirs[events[0]] / events[1]).read_text()
+        except (OSError, KeyError):
+            return False
+        for line in text.splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill" and value.strip().isdigit() and int(value) > 0:
+                return True
+        return False
+
+    def kill_all(self) -> None:
+        """Kill every process in the cgroup until none is left."""
+        for _ in range(50):
+            pids = self.pids()
+            if not pids:
+                return
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.02)
+
+    def remove(self) -> None:
+        """Kill what is left and delete the cgroup."""
+        self.kill_all()
+        for path in self.dirs.values():
+            for _ in range(50):
+                try:
+                    path.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.02)
+
+
+class BwrapBackend:
+    """Run each job under bubblewrap in the offline Debian root filesystem."""
+
+    name = "bwrap"
+
+    def __init__(self, limits: Limits | None = None, rootfs: Path | None = None):
+        self.limits = limits or Limits()
+        self.rootfs = rootfs or rootfs_dir()
+
+    def check(self) -> None:
+        """Raise SandboxUnavailable unless bubblewrap, the root filesystem and cgroups exist."""
+        if not shutil.which("bwrap"):
+            raise SandboxUnavailable("bubblewrap is not installed (apt-get install bubblewrap)")
+        if not (self.rootfs / "usr/bin/python3").exists():
+            raise SandboxUnavailable(f"no sandbox root filesystem at {self.rootfs}; build it "
+                                     "with `sea sandbox build --method offline`")
+        runner_copy = self.rootfs / "opt/sea/runner.py"
+        if not runner_copy.exists() or runner_copy.read_bytes() != RUNNER.read_bytes():
+            runner_copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(RUNNER, runner_copy)
+
+    def command(self) -> list[str]:
+        """Return the bubblewrap command line for one run."""
+        lim = self.limits
+        return [
+            "bwrap", "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
+            "--as-pid-1",
+            "--ro-bind", str(self.rootfs), "/",
+            "--proc", "/proc", "--dev", "/dev",
+            "--size", str(lim.tmp_mb << 20), "--tmpfs", "/tmp",
+            "--remount-ro", "/dev",
+            "--clearenv", "--setenv", "HOME", "/tmp", "--setenv", "PATH", "/usr/bin:/bin",
+            "--setenv", "LANG", "C.UTF-8", "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
+            "--setenv", "PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1",
+            "--uid", "65534", "--gid", "65534", "--hostname", "sandbox",
+            "--cap-drop", "ALL", "--disable-userns", "--chdir", "/tmp",
+            "/usr/bin/python3", "-I", "/opt/sea/runner.py",
+        ]
+
+    def run(self, job: bytes) -> RawRun:
+        """Run one job under bubblewrap inside a fresh cgroup."""
+        self.check()
+        lim = self.limits
+        cgroup = Cgroup(lim)
+
+        def limit_child() -> None:
+            cgroup.enter()
+            resource.setrlimit(resource.RLIMIT_NOFILE, (lim.nofile, lim.nofile))
+            resource.setrlimit(resource.RLIMIT_FSIZE, (lim.fsize_mb << 20, lim.fsize_mb << 20))
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            if os.getuid() == 0:
+                # bubblewrap started by root maps the sandbox user onto host root; started as
+                # nobody, the sandbox user owns nothing on the host.
+                os.setgroups([])
+                os.setgid(SANDBOX_UID)
+                os.setuid(SANDBOX_UID)
+
+        started = time.monotonic()
+        chunks: list[bytes] = []
+        try:
+            proc = subprocess.Popen(self.command(), stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                    preexec_fn=limit_child, close_fds=True)
+        except (OSError, subprocess.SubprocessError) as exc:
+            cgroup.remove()
+            raise SandboxUnavailable(f"bubblewrap could not start ({exc})") from exc
+
+        def pump() -> None:
+            # Keep the tail: the runner's frame is the last thing it writes.
+            size = 0
+            while True:
+                chunk = proc.stdout.read(65536)
+                if not chunk:
+                    return
+                chunks.append(chunk)
+                size += len(chunk)
+                while size > OUTPUT_LIMIT and len(chunks) > 1:
+                    size -= len(chunks.pop(0))
+
+        reader = threading.Thread(target=pump, daemon=True)
+        reader.start()
+        host_timed_out = False
+        try:
+            try:
+                proc.stdin.write(job)
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass
+            try:
+                proc.wait(timeout=lim.timeout + lim.grace)
+            except subprocess.TimeoutExpired:
+                host_timed_out = True
+            cgroup.kill_all()
+            proc.kill()
+            proc.wait()
+            reader.join(timeout=5)
+            duration = time.monotonic() - started
+            oom = cgroup.oom_killed()
+        finally:
+            cgroup.remove()
+        return RawRun(output=b"".join(chunks).decode("utf-8", "replace"),
+                      exit_code=proc.returncode, oom_killed=oom,
+                      host_timed_out=host_timed_out, duration=duration, backend=self.name)
+
+    def close(self) -> None:
+        """Nothing is held between runs."""

@@ -1,0 +1,537 @@
+"""Attacks from the hardening notes, run for real against each backend.
+
+Each test asserts that the attack was contained within bounded time and that nothing is left
+on the host: no runner process, no container, no cgroup. Network attacks aim only at a
+listener the test opens on the host's loopback.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import socket
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from conftest import ATTACK_TIMEOUT, runner_processes, sandbox_cgroups, sandbox_containers
+
+# The host must regain control within the limit, its grace and container teardown.
+BOUND = ATTACK_TIMEOUT + 3.0 + 10.0
+
+
+def attack(sandbox, code: str, args: dict | None = None):
+    """Call ``f`` of ``code`` in the sandbox, check time and leftovers, return the result."""
+    started = time.monotonic()
+    result = sandbox.call(code, "f", args or {})
+    elapsed = time.monotonic() - started
+    assert elapsed < BOUND, f"the attack held the host for {elapsed:.1f} s"
+    assert_nothing_left(sandbox)
+    return result
+
+
+def assert_nothing_left(sandbox) -> None:
+    """No runner process, container or cgroup survives a run."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        leftovers = runner_processes() + [str(p) for p in sandbox_cgroups()]
+        if sandbox.backend.name.startswith("docker"):
+            leftovers += [c.name for c in sandbox_containers()]
+        if not leftovers:
+            return
+        time.sleep(0.2)
+    pytest.fail(f"left on the host after the run: {leftovers}")
+
+
+def test_infinite_loop_times_out(any_sandbox):
+    result = attack(any_sandbox, "def f():\n    while True:\n        pass\n")
+    assert result.status == "timeout"
+
+
+def test_sleep_forever_times_out(any_sandbox):
+    result = attack(any_sandbox, "import time\ndef f():\n    time.sleep(10**6)\n")
+    assert result.status == "timeout"
+
+
+def test_child_ignoring_sigterm_and_double_fork_is_killed(any_sandbox):
+    code = (
+        "import os, signal, time\n"
+        "def f():\n"
+        "    if os.fork() == 0:\n"
+        "        if os.fork() == 0:\n"
+        "            signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "            time.sleep(10**6)\n"
+        "        os._exit(0)\n"
+        "    return 'parent done'\n"
+    )
+    result = attack(any_sandbox, code)
+    assert result.ok and result.result == "parent done"
+
+
+def test_memory_bomb_reports_out_of_memory(any_sandbox):
+    result = attack(any_sandbox, "def f():\n    return len(bytearray(600 * 1024 * 1024))\n")
+    assert result.status == "out_of_memory"
+    assert "256 MB" in result.error
+
+
+def test_fill_tmp_is_bounded(any_sandbox):
+    code = (
+        "def f():\n"
+        "    written = 0\n"
+        "    try:\n"
+        "        with open('/tmp/fill', 'wb') as fh:\n"
+        "            while written < 2 * 1024**3:\n"
+        "                fh.write(b'x' * 2**20); written += 2**20\n"
+        "    except OSError as exc:\n"
+        "        return ['stopped', written // 2**20, type(exc).__name__]\n"
+        "    return ['unbounded', written // 2**20]\n"
+    )
+    result = attack(any_sandbox, code)
+    assert result.status in ("ok", "out_of_memory")
+    if result.ok:
+        assert result.result[0] == "stopped" and result.result[1] <= 64
+
+
+def test_fill_dev_shm_is_bounded(any_sandbox):
+    code = (
+        "def f():\n"
+        "    try:\n"
+        "        with open('/dev/shm/fill', 'wb') as fh:\n"
+        "            for _ in range(1024):\n"
+        "                fh.write(b'x' * 2**20)\n"
+        "    except OSError as exc:\n"
+        "        return type(exc).__name__\n"
+        "    return 'wrote 1 GB'\n"
+    )
+    result = attack(any_sandbox, code)
+    assert result.status in ("ok", "out_of_memory") and result.result != "wrote 1 GB"
+
+
+def test_fork_bomb_is_contained(any_sandbox):
+    code = (
+        "import os\n"
+        "def f():\n"
+        "    while True:\n"
+        "        try:\n"
+        "            os.fork()\n"
+        "        except OSError:\n"
+        "            pass\n"
+    )
+    result = attack(any_sandbox, code)
+    assert not result.ok and result.status in ("timeout", "error", "out_of_memory")
+
+
+def test_ten_thousand_threads_are_refused(any_sandbox):
+    code = (
+        "import threading, time\n"
+        "def f():\n"
+        "    started = 0\n"
+        "    try:\n"
+        "        for _ in range(10000):\n"
+        "            threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n"
+        "            started += 1\n"
+        "    except RuntimeError:\n"
+        "        return started\n"
+        "    return started\n"
+    )
+    result = attack(any_sandbox, code)
+    assert not result.ok or result.result < 100  # the pids cap stops threads too
+
+
+def test_hundred_thousand_open_files_are_refused(any_sandbox):
+    code = (
+        "def f():\n"
+        "    handles = []\n"
+        "    try:\n"
+        "        for _ in range(100000):\n"
+        "            handles.append(open('/dev/null'))\n"
+        "    except OSError:\n"
+        "        return len(handles)\n"
+        "    return len(handles)\n"
+    )
+    result = attack(any_sandbox, code)
+    assert result.ok and result.result < 1024
+
+
+def test_one_huge_file_is_refused(any_sandbox):
+    code = (
+        "def f():\n"
+        "    try:\n"
+        "        with open('/tmp/huge', 'wb') as fh:\n"
+        "            fh.seek(10 * 1024**3)\n"
+        "            fh.write(b'x')\n"
+        "    except OSError as exc:\n"
+        "        return type(exc).__name__\n"
+        "    return 'created'\n"
+    )
+    result = attack(any_sandbox, code)
+    assert result.result != "created"
+
+
+def test_hundred_thousand_tiny_files_are_bounded(any_sandbox):
+    code = (
+        "def f():\n"
+        "    made = 0\n"
+        "    try:\n"
+        "        for i in range(100000):\n"
+        "            open(f'/tmp/t{i}', 'w').close(); made += 1\n"
+        "    except OSError:\n"
+        "        return made\n"
+        "    return made\n"
+    )
+    result = attack(any_sandbox, code)
+    if any_sandbox.backend.name == "bwrap":
+        # bubblewrap's tmpfs takes no inode cap; its memory cgroup bounds it and the tmpfs
+        # dies with the run, which attack() checks.
+        assert result.status in ("ok", "out_of_memory", "error")
+    else:
+        assert not result.ok or result.result < 100000
+
+
+def test_gigabytes_on_stdout_are_capped_and_host_memory_stays_flat(any_sandbox):
+    code = (
+        "import sys\n"
+        "def f():\n"
+        "    chunk = 'y' * 65536\n"
+        "    for _ in range(40000):\n"
+        "        sys.stdout.write(chunk)\n"
+        "    return 'done'\n"
+    )
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result = attack(any_sandbox, code)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert len(result.stdout) <= any_sandbox.limits.output_bytes
+    assert grown_mb < 100
+
+
+def test_invalid_utf8_and_escape_sequences_are_made_safe(any_sandbox):
+    code = (
+        "import sys\n"
+        "def f():\n"
+        "    sys.stdout.buffer.write(b'\\xff\\xfe bad \\x1b[2J\\x1b]0;title\\x07 end')\n"
+        "    sys.stdout.flush()\n"
+        "    return 'ok'\n"
+    )
+    result = attack(any_sandbox, code)
+    assert result.ok and "\ufffd" in result.stdout and "end" in result.stdout
+
+
+@pytest.mark.parametrize("target", ["/", "/etc", "/usr", "/home", "/opt/sea"])
+def test_writes_outside_tmp_fail(any_sandbox, target):
+    code = (
+        "import os\n"
+        "def f(target):\n"
+        "    try:\n"
+        "        open(os.path.join(target, 'owned'), 'w').write('x')\n"
+        "    except OSError as exc:\n"
+        "        return type(exc).__name__\n"
+        "    return 'written'\n"
+    )
+    result = attack(any_sandbox, code, {"target": target})
+    assert result.ok and result.result != "written"
+
+
+def test_executing_a_file_from_tmp_fails(docker_sandbox):
+    # Docker only: bubblewrap cannot mount its /tmp noexec (the notes on bwrap say so).
+    code = (
+        "import os, shutil, subprocess\n"
+        "def f():\n"
+        "    shutil.copy('/bin/true', '/tmp/t'); os.chmod('/tmp/t', 0o755)\n"
+        "    try:\n"
+        "        subprocess.run(['/tmp/t'], check=True)\n"
+        "    except OSError as exc:\n"
+        "        return type(exc).__name__\n"
+        "    return 'executed'\n"
+    )
+    result = attack(docker_sandbox, code)
+    assert result.ok and result.result == "PermissionError"
+
+
+def test_host_secrets_are_invisible(any_sandbox, monkeypatch):
+    secret = f"sea-secret-{uuid.uuid4().hex}"
+    monkeypatch.setenv("SEA_TEST_SECRET", secret)
+    code = (
+        "import os, glob\n"
+        "def f():\n"
+        "    seen = [repr(dict(os.environ))]\n"
+        "    paths = ['/proc/1/environ', '/etc/shadow', '/root/.ssh/id_rsa']\n"
+        "    for path in paths + glob.glob('/home/*/.ssh/*'):\n"
+        "        try:\n"
+        "            seen.append(open(path, 'rb').read().decode('latin-1'))\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    return '\\n'.join(seen)\n"
+    )
+    result = attack(any_sandbox, code)
+    assert result.ok and secret not in result.result
+    assert "root:" not in result.result  # /etc/shadow is unreadable
+
+
+def test_proc_sys_and_cgroup_writes_fail(any_sandbox):
+    code = (
+        "def f():\n"
+        "    outcomes = []\n"
+        "    for path in ['/proc/sys/kernel/hostname', '/proc/sys/vm/drop_caches',\n"
+        "                 '/sys/fs/cgroup/memory/memory.limit_in_bytes',\n"
+        "                 '/sys/fs/cgroup/pids/pids.max', '/proc/sysrq-trigger']:\n"
+        "        try:\n"
+        "            with open(path, 'w') as fh:\n"
+        "                fh.write('1')\n"
+        "            outcomes.append('written ' + path)\n"
+        "        except OSError:\n"
+        "            outcomes.append('refused')\n"
+        "    return outcomes\n"
+    )
+    result = attack(any_sandbox, code)
+    assert result.ok and all(o == "refused" for o in result.result), result.result
+
+
+def test_no_docker_socket_no_capabilities_non_root(any_sandbox):
+    code = (
+        "import os\n"
+        "def f():\n"
+        "    status = open('/proc/self/status').read().splitlines()\n"
+        "    caps = {l.split(':')[0]: l.split()[1] for l in status if l.startswith('Cap')}\n"
+        "    return {'uid': os.getuid(), 'socket': os.path.exists('/var/run/docker.sock')\n"
+        "            or os.path.exists('/run/docker.sock'), 'CapEff': caps['CapEff'],\n"
+        "            'CapPrm': caps['CapPrm'], 'NoNewPrivs': [l for l in status\n"
+        "            if l.startswith('NoNewPrivs')]}\n"
+    )
+    result = attack(any_sandbox, code)
+    assert result.ok, result.error
+    assert result.result["uid"] == 65534
+    assert result.result["socket"] is False
+    assert int(result.result["CapEff"], 16) == 0 and int(result.result["CapPrm"], 16) == 0
+
+
+def test_unshare_mount_and_ptrace_fail(any_sandbox):
+    code = (
+        "import ctypes, os\n"
+        "def f():\n"
+        "    libc = ctypes.CDLL(None, use_errno=True)\n"
+        "    return {\n"
+        "        'unshare_user': libc.unshare(0x10000000),\n"
+        "        'unshare_mount': libc.unshare(0x00020000),\n"
+        "        'mount': libc.mount(b'none', b'/tmp', b'tmpfs', 0, None),\n"
+        "        'ptrace_init': libc.ptrace(16, 1, None, None),\n"
+        "    }\n"
+    )
+    result = attack(any_sandbox, code)
+    assert result.ok, result.error
+    assert all(value == -1 for value in result.result.values()), result.result
+
+
+def test_raw_sockets_fail(any_sandbox):
+    code = (
+        "import socket\n"
+        "def f():\n"
+        "    try:\n"
+        "        socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)\n"
+        "    except OSError as exc:\n"
+        "        return type(exc).__name__\n"
+        "    return 'raw socket'\n"
+    )
+    result = attack(any_sandbox, code)
+    assert result.ok and result.result == "PermissionError"
+
+
+@pytest.fixture
+def host_listener():
+    """A TCP listener on the host's loopback that records every connection."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(0.2)
+    hits: list = []
+    stop = threading.Event()
+
+    def accept():
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+                hits.append(conn)
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield server.getsockname()[1], hits
+    stop.set()
+    thread.join()
+    server.close()
+
+
+def test_no_network_but_loopback(any_sandbox, host_listener):
+    port, hits = host_listener
+    code = (
+        "import os, socket\n"
+        "def f(port):\n"
+        "    interfaces = sorted(os.listdir('/sys/class/net')) if os.path.isdir(\n"
+        "        '/sys/class/net') else [l.split(':')[0].strip()\n"
+        "        for l in open('/proc/net/dev').read().splitlines()[2:]]\n"
+        "    try:\n"
+        "        socket.create_connection(('127.0.0.1', port), timeout=1).close()\n"
+        "        reached = True\n"
+        "    except OSError:\n"
+        "        reached = False\n"
+        "    return {'interfaces': interfaces, 'reached': reached}\n"
+    )
+    result = attack(any_sandbox, code, {"port": port})
+    assert result.ok, result.error
+    assert result.result["interfaces"] == ["lo"]
+    assert result.result["reached"] is False and not hits
+
+
+def test_plugin_autoload_is_off_and_environment_is_clean(any_sandbox):
+    code = "import os\ndef f():\n    return dict(os.environ)\n"
+    result = attack(any_sandbox, code)
+    assert result.ok and result.result.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD") == "1"
+    assert "SEA_HOME" not in result.result and "DOCKER_HOST" not in result.result
+
+
+def test_no_state_crosses_runs(any_sandbox):
+    marker = f"/tmp/marker-{uuid.uuid4().hex}"
+    writer = f"def f():\n    open({marker!r}, 'w').write('x')\n    return 1\n"
+    reader = f"import os\ndef f():\n    return os.path.exists({marker!r})\n"
+    assert attack(any_sandbox, writer).ok
+    result = attack(any_sandbox, reader)
+    assert result.ok and result.result is False
+    assert not Path(marker).exists()  # nor did it land on the host
+
+
+def test_os_exit_in_a_test_is_not_passed(any_sandbox):
+    tests = ("import os\nfrom tool import f\n\ndef test_a():\n    assert f() == 1\n\n"
+             "def test_b():\n    os._exit(0)\n\ndef test_c():\n    assert False\n")
+    report = any_sandbox.verify("def f():\n    return 1\n", tests)
+    assert report.status == "error" and not report.ok
+    assert_nothing_left(any_sandbox)
+
+
+def test_forged_report_is_not_passed(any_sandbox):
+    # The implementation writes a fake "all passed" report where it can, then dies early.
+    impl = (
+        "import json, os, sys\n"
+        "MARK = '\\x1eSEA-FRAME\\x1e'\n"
+        "fake = {'exitstatus': 0, 'tests': [{'name': 'test_x', 'outcome': 'passed'}],\n"
+        "        'collection_errors': []}\n"
+        "frame = {'mode': 'verify', 'timed_out': False, 'child_exit': 0, 'child_signal': None,\n"
+        "         'report': json.dumps(fake), 'report_overflow': False, 'stdout': '',\n"
+        "         'stderr': '', 'output_truncated': False, 'duration': 0.1}\n"
+        "for fd in range(3, 64):\n"
+        "    try:\n"
+        "        os.write(fd, json.dumps(fake).encode())\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "for path in ('/proc/1/fd/1', '/proc/self/fd/1'):\n"
+        "    try:\n"
+        "        open(path, 'w').write('\\n' + MARK + json.dumps(frame) + '\\n')\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "os._exit(0)\n"
+        "def f():\n    return 0\n"
+    )
+    tests = "from tool import f\n\ndef test_real():\n    assert f() == 1\n"
+    report = any_sandbox.verify(impl, tests)
+    assert report.status != "passed", report
+    assert_nothing_left(any_sandbox)
+
+
+def test_skipped_only_suite_is_not_passed(any_sandbox):
+    tests = ("import pytest\nfrom tool import f\n\n@pytest.mark.skip(reason='no')\n"
+             "def test_a():\n    assert f() == 1\n")
+    report = any_sandbox.verify("def f():\n    return 1\n", tests)
+    assert report.status == "error" and "skipped" in report.detail
+
+
+def test_empty_suite_is_not_passed(any_sandbox):
+    report = any_sandbox.verify("def f():\n    return 1\n", "from tool import f\n")
+    assert report.status == "error" and "no test ran" in report.detail
+
+
+def test_ten_bombs_at_once_leave_the_host_responsive(any_sandbox):
+    bombs = ["def f():\n    while True:\n        pass\n",
+             "import os\ndef f():\n    while True:\n        try:\n            os.fork()\n"
+             "        except OSError:\n            pass\n",
+             "def f():\n    return len(bytearray(600 * 1024 * 1024))\n"]
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        futures = [pool.submit(any_sandbox.call, bombs[i % 3], "f", {}) for i in range(10)]
+        probe_start = time.monotonic()
+        host_probe = sum(i * i for i in range(200000))  # the host still computes
+        probe_time = time.monotonic() - probe_start
+        normal = any_sandbox.call("def f():\n    return 42\n", "f", {})
+        results = [f.result() for f in futures]
+    assert host_probe > 0 and probe_time < 5
+    assert normal.ok and normal.result == 42
+    assert all(not r.ok for r in results)
+    assert time.monotonic() - started < 120
+    assert_nothing_left(any_sandbox)
+
+
+def test_failures_while_creating_containers_leak_nothing(docker_sandbox):
+    from sandbox import Limits, make_sandbox
+
+    # Docker refuses a 1 MB memory limit at creation: the failure path must clean up.
+    broken = make_sandbox("docker", limits=replace(Limits(), memory_mb=1))
+    for _ in range(5):
+        result = broken.call("def f():\n    return 1\n", "f", {})
+        assert result.status == "unavailable" and "could not start" in result.error
+    broken.close()
+    assert_nothing_left(docker_sandbox)
+
+
+def test_daemon_down_is_unavailable_not_timeout(monkeypatch):
+    from sandbox import make_sandbox
+
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    sandbox = make_sandbox("docker")
+    started = time.monotonic()
+    report = sandbox.verify("def f():\n    return 1\n", "def test_a():\n    assert True\n")
+    call = sandbox.call("def f():\n    return 1\n", "f", {})
+    assert time.monotonic() - started < 15
+    assert report.status == "unavailable" and "not reachable" in report.detail
+    assert call.status == "unavailable" and call.error_type == "SandboxUnavailable"
+    sandbox.close()
+
+
+def test_missing_image_is_unavailable(docker_sandbox):
+    from sandbox.core import Sandbox
+    from sandbox.docker_backend import DockerBackend
+
+    sandbox = Sandbox(DockerBackend(image="sea-sandbox:does-not-exist"))
+    result = sandbox.call("def f():\n    return 1\n", "f", {})
+    assert result.status == "unavailable" and "sea sandbox build" in result.error
+    sandbox.close()
+
+
+def test_bwrap_refuses_without_its_root_filesystem(tmp_path):
+    from sandbox.bwrap_backend import BwrapBackend
+    from sandbox.core import Sandbox
+
+    sandbox = Sandbox(BwrapBackend(rootfs=tmp_path / "missing"))
+    result = sandbox.call("def f():\n    return 1\n", "f", {})
+    assert result.status == "unavailable" and "root filesystem" in result.error
+
+
+def test_input_files_are_copied_read_only(any_sandbox, tmp_path):
+    data = tmp_path / "sales.csv"
+    data.write_text("a,b\n1,2\n")
+    code = (
+        "def f(path):\n"
+        "    text = open(path).read()\n"
+        "    try:\n"
+        "        open(path, 'a').write('tampered')\n"
+        "        writable = True\n"
+        "    except OSError:\n"
+        "        writable = False\n"
+        "    return {'text': text, 'writable': writable}\n"
+    )
+    result = any_sandbox.call(code, "f", {"path": "sales.csv"}, files=[data])
+    assert result.ok and result.result["text"] == "a,b\n1,2\n"
+    assert result.result["writable"] is False
+    assert data.read_text() == "a,b\n1,2\n"
+
