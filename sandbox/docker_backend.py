@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from .core import Limits, RawRun, SandboxUnavailable
 from .image import image_tag
+from .runner import READY_LINE
 
 LABEL = "sea.sandbox"
 OWNER_LABEL = "sea.owner"
@@ -241,6 +242,7 @@ class WarmPool:
                     continue
             try:
                 container = self.backend.start_container()
+                self._await_ready(container)
                 self.last_error = ""
             except SandboxUnavailable as exc:
                 self.last_error = str(exc)
@@ -252,6 +254,19 @@ class WarmPool:
                     return
                 self._ready.append(container)
                 self._cond.notify_all()
+
+    def _await_ready(self, container, timeout: float = 30.0) -> None:
+        """Wait until the runner says it has warmed up, so a job never waits for imports."""
+        deadline = time.monotonic() + timeout
+        stream = container.logs(stream=True, follow=True, stdout=True, stderr=False)
+        try:
+            seen = b""
+            for chunk in stream:
+                seen += chunk
+                if READY_LINE.encode() in seen or time.monotonic() > deadline:
+                    return
+        finally:
+            stream.close()
 
     def close(self) -> None:
         """Stop refilling and remove every waiting container."""

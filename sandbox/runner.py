@@ -19,6 +19,7 @@ import time
 import pytest  # noqa: F401  # imported ahead so a warm runner skips the import
 
 FRAME_MARKER = "\x1eSEA-FRAME\x1e"
+READY_LINE = "SEA-READY\n"
 REPORT_LIMIT = 512 * 1024
 
 
@@ -155,8 +156,33 @@ def _run_child(job, workdir, report_w, out_w, err_w):
         os._exit(code)
 
 
+def _warm_up():
+    """Run a trivial suite once so a pooled runner's job finds pytest's plugins loaded."""
+    import contextlib
+    import io
+    import shutil
+
+    folder = "/tmp/.warm"
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, "test_warm.py"), "w") as fh:
+            fh.write("def test_warm():\n    assert True\n")
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            pytest.main(["-q", "-p", "no:cacheprovider", "--rootdir", folder, folder])
+    except Exception:
+        pass
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        sys.modules.pop("test_warm", None)
+
+
 def main():
     _make_undumpable()
+    # A job already waiting means a cold start: warming up would only delay it.
+    if not select.select([sys.stdin], [], [], 0)[0]:
+        _warm_up()
+    sys.stdout.write(READY_LINE)
+    sys.stdout.flush()
     job = _read_job()
     started = time.monotonic()
     workdir = job.get("workdir", "/tmp/job")
