@@ -1,0 +1,224 @@
+"""The tool library against the real embedded PostgreSQL: no database mocks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import uuid
+
+import pytest
+from pydantic import ValidationError
+
+from state.tools import InvalidToolName, ToolSpec, check_tool_name
+from tools_store.library import IndexModelMismatch, ToolExists, ToolLibrary, ToolNotFound
+from tools_store.migrations import migrate
+
+CODE = "def kilometers_to_miles(km: float) -> float:\n    return km * 0.621371\n"
+TESTS = ("from tool import kilometers_to_miles\n\n"
+         "def test_ten():\n    assert round(kilometers_to_miles(10), 2) == 6.21\n")
+
+
+def km_spec(**extra) -> ToolSpec:
+    return ToolSpec(name="kilometers_to_miles",
+                    description="Convert a distance in kilometers to miles.",
+                    examples=["how many miles is 10 km"], **extra)
+
+
+@pytest.fixture
+def library(tmp_path):
+    lib = ToolLibrary(schema=f"t_{uuid.uuid4().hex[:10]}", files_dir=tmp_path / "tools")
+    yield lib
+    lib.drop()
+
+
+def test_register_get_files_and_search(library):
+    record = library.register(km_spec(), CODE, TESTS, {"status": "passed"})
+    assert (record.version, record.status) == (1, "verified")
+    stored = library.get("kilometers_to_miles")
+    assert stored.code == CODE and stored.tests == TESTS and stored.report["status"] == "passed"
+    folder = library.files_dir / "kilometers_to_miles" / "v1"
+    assert (folder / "tool.py").read_text() == CODE
+    assert (folder / "test_tool.py").read_text() == TESTS
+    assert json.loads((folder / "spec.json").read_text())["name"] == "kilometers_to_miles"
+    result = library.search("I ran 10 km, how many miles is that?")
+    assert result.decision == "reuse" and result.chosen.name == "kilometers_to_miles"
+    assert result.candidates[0].similarity > 0.5
+    reverse = library.search("convert 5 miles to kilometers")
+    assert reverse.decision != "reuse" and "other way" in reverse.candidates[0].conflict
+
+
+@pytest.mark.parametrize("name", ["../etc/passwd", "tools/x", "os", "json", "Tool", "a-b",
+                                  "class", "tool", "print", "x"])
+def test_bad_names_are_refused(name):
+    with pytest.raises(InvalidToolName):
+        check_tool_name(name)
+    with pytest.raises(ValidationError):
+        ToolSpec(name=name, description="Does something.")
+
+
+def test_taken_name_needs_an_explicit_new_version_and_rollback_works(library):
+    library.register(km_spec(), CODE, TESTS)
+    with pytest.raises(ToolExists):
+        library.register(km_spec(), CODE.replace("0.621371", "0.62"), TESTS)
+    assert len(library.versions("kilometers_to_miles")) == 1
+    fixed = CODE.replace("0.621371", "0.6213712")
+    v2 = library.register(km_spec(), fixed, TESTS, reason="repair: precision",
+                          new_version=True)
+    assert v2.version == 2 and library.get("kilometers_to_miles").code == fixed
+    assert (library.files_dir / "kilometers_to_miles" / "v2" / "tool.py").read_text() == fixed
+    back = library.rollback("kilometers_to_miles", 1)
+    assert back.version == 1 and back.code == CODE
+    history = library.versions("kilometers_to_miles")
+    assert [(v.version, v.current) for v in history] == [(1, True), (2, False)]
+    assert library.search("10 km in miles").chosen.version == 1
+    with pytest.raises(ToolNotFound):
+        library.rollback("kilometers_to_miles", 7)
+
+
+def test_remove_hides_the_tool(library):
+    library.register(km_spec(), CODE, TESTS)
+    library.remove("kilometers_to_miles")
+    assert library.list_tools() == []
+    assert library.search("10 km in miles").candidates == []
+    again = library.register(km_spec(), CODE, TESTS)  # a retired name may be taken anew
+    assert again.version == 2
+
+
+def test_ranking_weights_come_from_the_policy(library):
+    a = ToolSpec(name="word_count", description="Count the number of words in a text.")
+    b = ToolSpec(name="count_words_fast", description="Count how many words a text has.")
+    library.register(a, "def word_count(text):\n    return len(text.split())\n", "")
+    library.register(b, "def count_words_fast(text):\n    return 0\n", "")
+    for _ in range(3):
+        library.record_execution("count_words_fast", 1, {"text": "a b"}, None, False, "bad")
+        library.record_execution("word_count", 1, {"text": "a b"}, 2, True)
+    assert library.policy()["weights"] == {"similarity": 0.7, "success": 0.2, "usage": 0.1}
+    library.set_policy({"weights": {"similarity": 0.0, "success": 1.0, "usage": 0.0}},
+                       note="test: success only")
+    ranked = library.search("how many words does this text have")
+    assert ranked.candidates[0].name == "word_count"
+    assert ranked.candidates[0].score == pytest.approx(1.0)
+    assert ranked.candidates[1].score == pytest.approx(0.0)
+    library.set_policy({"weights": {"similarity": 0.0, "success": 0.0, "usage": 1.0}})
+    assert library.search("how many words").candidates[0].score == pytest.approx(
+        library.search("how many words").candidates[1].score)
+
+
+def test_thresholds_are_per_embedding_model(library):
+    policy = library.policy()
+    assert library.thresholds(policy)["reuse"] < policy["thresholds"]["default"]["reuse"]
+    library.set_policy({"thresholds": {library.model_id: {"reuse": 0.99, "verify": 0.98}}})
+    library.register(km_spec(), CODE, TESTS)
+    assert library.search("I ran 10 km, how many miles is that?").decision == "synthesize"
+
+
+def test_migrations_run_twice(library):
+    with library.connect() as conn:
+        assert migrate(conn, library.schema) == []
+        assert migrate(conn, library.schema) == []
+    library.register(km_spec(), CODE, TESTS)
+    assert library.get("kilometers_to_miles").version == 1
+
+
+def test_reconcile_repairs_drift_both_ways(library):
+    library.register(km_spec(), CODE, TESTS)
+    folder = library.files_dir / "kilometers_to_miles" / "v1"
+    (folder / "tool.py").write_text("tampered")
+    (folder / "test_tool.py").unlink()
+    orphan = library.files_dir / "ghost_tool" / "v3"
+    orphan.mkdir(parents=True)
+    (orphan / "tool.py").write_text("x")
+    repairs = library.reconcile_files()
+    assert any("kilometers_to_miles v1" in r for r in repairs)
+    assert any("ghost_tool/v3" in r for r in repairs)
+    assert (folder / "tool.py").read_text() == CODE and (folder / "test_tool.py").exists()
+    assert not orphan.exists()
+    assert library.reconcile_files() == []
+
+
+@pytest.mark.parametrize("point,survives", [("after_version_insert", False),
+                                            ("before_commit", False),
+                                            ("after_commit", True)])
+def test_registration_is_atomic_across_a_crash(library, point, survives):
+    script = textwrap.dedent(f"""
+        import os, sys
+        from pathlib import Path
+        os.environ["SEA_CRASH_AT"] = {point!r}
+        from tools_store.library import ToolLibrary
+        from state.tools import ToolSpec
+        lib = ToolLibrary(schema={library.schema!r}, files_dir=Path({str(library.files_dir)!r}))
+        lib.register(ToolSpec(name="circle_area", description="Area of a circle."),
+                     "def circle_area(r):\\n    return 3.14159 * r * r\\n", "")
+        sys.exit(0)
+    """)
+    library.register(km_spec(), CODE, TESTS)  # the library before the crash
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 86, run.stderr[-2000:]
+    restarted = ToolLibrary(schema=library.schema, files_dir=library.files_dir)
+    repairs = restarted.reconcile_files()
+    names = [r.name for r in restarted.list_tools()]
+    found = [c.name for c in restarted.search("area of a circle with radius 2").candidates]
+    if survives:
+        assert names == ["circle_area", "kilometers_to_miles"] and "circle_area" in found
+        assert any("circle_area v1" in r for r in repairs)  # files written on restart
+        assert (library.files_dir / "circle_area" / "v1" / "tool.py").exists()
+    else:
+        assert names == ["kilometers_to_miles"] and "circle_area" not in found
+        with restarted.connect() as conn:
+            left = conn.execute("SELECT count(*) AS n FROM tool_versions WHERE name = "
+                                "'circle_area'").fetchone()["n"]
+        assert left == 0 and not (library.files_dir / "circle_area").exists()
+    restarted.close()
+
+
+def test_served_requests_are_indexed(library):
+    library.register(km_spec(), CODE, TESTS)
+    request = "my jogging route was 7 km long, tell me in imperial units"
+    before = library.search(request).candidates[0].similarity
+    library.record_execution("kilometers_to_miles", 1, {"km": 7}, 4.35, True,
+                             request=request, session_id="s1")
+    after = library.search(request).candidates[0]
+    assert after.similarity > before and after.similarity > 0.99
+    assert after.uses == 1 and after.success_rate == 1.0
+    assert library.executions("kilometers_to_miles")[0]["session_id"] == "s1"
+
+
+def test_index_built_by_another_model_must_be_reembedded(library):
+    library.register(km_spec(), CODE, TESTS)
+    other = ToolLibrary(schema=library.schema, files_dir=library.files_dir,
+                        model_id="openai:text-embedding-3-small")
+    with pytest.raises(IndexModelMismatch, match="sea tools reembed"):
+        other.search("10 km in miles")
+    assert library.reembed() == 1
+    assert library.search("10 km in miles").chosen.name == "kilometers_to_miles"
+
+
+def test_eval_retrieval_uses_a_throwaway_library(tmp_path):
+    data = {"name": "tiny", "tools": [
+        {"name": "kilometers_to_miles", "description": "Convert a distance in kilometers to miles."},
+        {"name": "count_vowels", "description": "Count the vowels in a string."}],
+        "queries": [{"query": "I ran 10 km, how many miles?", "expect": "kilometers_to_miles"},
+                    {"query": "how many vowels are in banana", "expect": "count_vowels"},
+                    {"query": "convert 3 miles to kilometers", "expect": None},
+                    {"query": "count the consonants in banana", "expect": None},
+                    {"query": "bake a cake", "expect": None}]}
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(data))
+    user_library = ToolLibrary()
+    before = [r.name for r in user_library.list_tools(include_retired=True)]
+    run = subprocess.run([sys.executable, "-m", "graph.cli", "eval", "retrieval", str(path),
+                          "--json"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    metrics = json.loads(run.stdout)
+    assert metrics["top1_accuracy"] == 1.0 and metrics["recall_at_5"] == 1.0
+    assert metrics["decision_accuracy"] == 1.0 and metrics["false_reuse_rate"] == 0.0
+    assert metrics["missed_reuse_rate"] == 0.0
+    assert "verify_band_share" in metrics and "baseline_single_threshold" in metrics
+    assert [r.name for r in user_library.list_tools(include_retired=True)] == before
+    with user_library.connect() as conn:
+        leftover = conn.execute("SELECT count(*) AS n FROM information_schema.schemata "
+                                "WHERE schema_name LIKE 'sea_eval_%'").fetchone()["n"]
+    assert leftover == 0

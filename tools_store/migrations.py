@@ -1,0 +1,119 @@
+"""The library's schema, applied by the project itself, safe to run any number of times."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import tuple_row
+
+from .embeddings import LOCAL_ID
+
+DEFAULT_POLICY = {
+    # Re-ranking: the seed's weights, kept as policy so they can change without a release.
+    "weights": {"similarity": 0.7, "success": 0.2, "usage": 0.1},
+    # Thresholds on raw cosine similarity, per embedding model: MiniLM's similarities run
+    # far lower than OpenAI's, so one pair cannot serve both.
+    "thresholds": {
+        LOCAL_ID: {"reuse": 0.40, "verify": 0.35},
+        "default": {"reuse": 0.80, "verify": 0.65},
+    },
+    "max_retries": 2,
+    "min_tests": 3,
+    "history_turns": 6,
+    "served_requests_indexed": 20,
+}
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (1, """
+    CREATE TABLE IF NOT EXISTS tools (
+        name text PRIMARY KEY,
+        current_version integer NOT NULL,
+        status text NOT NULL CHECK (status IN ('verified', 'experimental', 'retired')),
+        uses integer NOT NULL DEFAULT 0,
+        successes integer NOT NULL DEFAULT 0,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE IF NOT EXISTS tool_versions (
+        name text NOT NULL REFERENCES tools(name) ON DELETE CASCADE,
+        version integer NOT NULL,
+        status text NOT NULL CHECK (status IN ('verified', 'experimental', 'retired')),
+        spec jsonb NOT NULL,
+        code text NOT NULL,
+        tests text NOT NULL,
+        report jsonb NOT NULL DEFAULT '{}',
+        code_hash text NOT NULL,
+        reason text NOT NULL DEFAULT '',
+        created_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (name, version)
+    );
+    CREATE TABLE IF NOT EXISTS tool_executions (
+        id bigserial PRIMARY KEY,
+        name text NOT NULL,
+        version integer NOT NULL,
+        inputs jsonb NOT NULL,
+        output jsonb,
+        success boolean NOT NULL,
+        error text NOT NULL DEFAULT '',
+        duration double precision NOT NULL DEFAULT 0,
+        session_id text NOT NULL DEFAULT '',
+        request text NOT NULL DEFAULT '',
+        created_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE INDEX IF NOT EXISTS tool_executions_name ON tool_executions (name, created_at);
+    CREATE TABLE IF NOT EXISTS workflow_patterns (
+        id bigserial PRIMARY KEY,
+        request_pattern text NOT NULL,
+        steps jsonb NOT NULL,
+        uses integer NOT NULL DEFAULT 0,
+        created_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE IF NOT EXISTS policies (
+        version integer PRIMARY KEY,
+        value jsonb NOT NULL,
+        note text NOT NULL DEFAULT '',
+        created_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE IF NOT EXISTS reflections (
+        id bigserial PRIMARY KEY,
+        name text NOT NULL,
+        attempt integer NOT NULL,
+        failing_tests jsonb NOT NULL,
+        note text NOT NULL DEFAULT '',
+        session_id text NOT NULL DEFAULT '',
+        created_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE IF NOT EXISTS index_meta (
+        key text PRIMARY KEY,
+        value text NOT NULL
+    );
+    """),
+]
+
+
+def migrate(conn: psycopg.Connection, schema: str) -> list[int]:
+    """Apply the migrations ``schema`` lacks; return the versions applied."""
+    applied: list[int] = []
+    with conn.transaction():
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        # Two processes starting at once must not both apply a migration.
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"sea-migrate-{schema}",))
+        conn.execute(sql.SQL("SET LOCAL search_path TO {}, public").format(
+            sql.Identifier(schema)))
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                     "version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+        with conn.cursor(row_factory=tuple_row) as cur:
+            done = {row[0] for row in cur.execute("SELECT version FROM schema_migrations")}
+        for version, statements in MIGRATIONS:
+            if version in done:
+                continue
+            conn.execute(statements)
+            conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
+            applied.append(version)
+        if not conn.execute("SELECT 1 FROM policies LIMIT 1").fetchone():
+            conn.execute("INSERT INTO policies (version, value, note) VALUES (1, %s, %s)",
+                         (json.dumps(DEFAULT_POLICY), "seed"))
+    return applied
