@@ -1,0 +1,109 @@
+"""Running the graph with sessions: a Postgres checkpointer, one thread per session."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+
+from langgraph.checkpoint.postgres import PostgresSaver
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from tools_store.db import database_url
+
+from .agent import build_graph
+from .context import Context
+from .model import is_scripted, resolve_model_name
+
+SCRIPTED_BANNER = ("Scripted model: every reply is replayed from a recorded script, not "
+                   "generated. Configure SEA_MODEL / OPENAI_API_KEY for a real model.")
+
+
+def new_session_id() -> str:
+    """Return a fresh session id."""
+    return uuid.uuid4().hex[:12]
+
+
+class Agent:
+    """The compiled graph with a Postgres checkpointer and a runtime context."""
+
+    def __init__(self, **context):
+        self.context = Context(**context)
+        self.context.model = resolve_model_name(self.context.model)
+        self.pool = ConnectionPool(database_url(), min_size=1, max_size=4, open=True,
+                                   kwargs={"autocommit": True, "prepare_threshold": 0,
+                                           "row_factory": dict_row})
+        self.checkpointer = PostgresSaver(self.pool)
+        self.checkpointer.setup()
+        self.graph = build_graph().compile(checkpointer=self.checkpointer)
+
+    @property
+    def scripted(self) -> bool:
+        """Tell whether replies are replayed from a script."""
+        return is_scripted(self.context.model)
+
+    def _config(self, session_id: str) -> dict:
+        return {"configurable": {"thread_id": session_id}, "recursion_limit": 60}
+
+    def stream(self, request: str, session_id: str) -> Iterator[dict]:
+        """Yield progress events as they happen; the last item is the final state."""
+        context = Context(**{**self.context.__dict__, "session_id": session_id})
+        for mode, payload in self.graph.stream({"request": request}, self._config(session_id),
+                                               context=context,
+                                               stream_mode=["custom", "updates"]):
+            if mode == "custom":
+                yield {"kind": "event", **payload}
+        yield {"kind": "final", "state": self.state(session_id)}
+
+    def ask(self, request: str, session_id: str | None = None,
+            on_event: Callable[[dict], None] | None = None) -> dict:
+        """Run one turn and return the final state (with ``session_id``)."""
+        session_id = session_id or new_session_id()
+        final: dict = {}
+        for item in self.stream(request, session_id):
+            if item["kind"] == "event":
+                if on_event:
+                    on_event(item)
+            else:
+                final = item["state"]
+        return {**final, "session_id": session_id}
+
+    def state(self, session_id: str) -> dict:
+        """Return the session's current state values."""
+        snapshot = self.graph.get_state(self._config(session_id))
+        return dict(snapshot.values) if snapshot else {}
+
+    def conversation(self, session_id: str) -> list[dict]:
+        """Return the session's messages as role/content pairs."""
+        return [{"role": "user" if m.type == "human" else "assistant",
+                 "content": str(m.content)}
+                for m in self.state(session_id).get("messages", [])]
+
+    def sessions(self, limit: int = 30) -> list[dict]:
+        """Return recent sessions, newest first."""
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT thread_id, max(checkpoint_id) AS last FROM checkpoints "
+                "GROUP BY thread_id ORDER BY last DESC LIMIT %s", (limit,)).fetchall()
+        sessions = []
+        for row in rows:
+            messages = self.conversation(row["thread_id"])
+            title = messages[0]["content"][:60] if messages else "(empty)"
+            sessions.append({"session_id": row["thread_id"], "title": title,
+                             "turns": sum(m["role"] == "user" for m in messages)})
+        return sessions
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self.pool.close()
+
+
+def summary(state: dict) -> dict:
+    """Return what a person wants to see of a finished turn."""
+    tool = state.get("tool") or {}
+    return {"session_id": state.get("session_id"), "route": state.get("route", []),
+            "decision": state.get("decision"), "tool": tool.get("name"),
+            "version": tool.get("version"), "status": tool.get("status"),
+            "arguments": state.get("arguments"), "result": state.get("result"),
+            "answer": state.get("answer"), "error": state.get("error") or None,
+            "usage": state.get("usage", {}), "events": state.get("events", [])}

@@ -1,0 +1,43 @@
+"""answer: a short natural-language answer; the raw result stays in the state."""
+
+from __future__ import annotations
+
+import json
+
+from langchain_core.messages import AIMessage
+from langgraph.runtime import Runtime
+
+from graph.context import Context
+from graph.model import StepError, invoke_structured
+from state.replies import AnswerReply
+
+from .common import event, model, node
+
+INSTRUCTIONS = ("Answer the user's request in one or two sentences from the tool's result. "
+                "State the result exactly; do not invent anything.")
+EXPERIMENTAL = ("Warning: {name} is experimental: it did not pass all of its tests, so "
+                "check this result. ")
+
+
+@node("answer")
+def answer(state: dict, runtime: Runtime[Context]) -> dict:
+    """Write the answer (or the error) and add it to the conversation."""
+    usage: dict = {}
+    tool = state.get("tool") or {}
+    if state.get("error"):
+        text = f"Sorry, I could not complete this: {state['error']}"
+    elif state.get("answer") and not state.get("call"):
+        text = state["answer"]  # decided without running a tool (multi-step, existing tool)
+    else:
+        result = json.dumps(state.get("result"))[:2000]
+        try:
+            reply, step_usage = invoke_structured(
+                model(runtime), "answer", INSTRUCTIONS, state["standalone_request"],
+                f"Tool {tool.get('name')} returned: {result}", AnswerReply)
+            text, usage = reply.answer, {"answer": step_usage}
+        except StepError:
+            text = f"{tool.get('name')} returned {result}."  # the result, said plainly
+    if tool.get("status") == "experimental" and not state.get("error"):
+        text = EXPERIMENTAL.format(name=tool["name"]) + text
+    return {"answer": text, "messages": [AIMessage(text)], "usage": usage,
+            "events": [event("answer", text)]}

@@ -1,0 +1,57 @@
+"""execute: extract arguments into the tool's schema, validate them, call it in the sandbox."""
+
+from __future__ import annotations
+
+import json
+
+from langgraph.runtime import Runtime
+
+from graph.context import Context
+from graph.model import StepError, invoke_structured
+from state.replies import ArgsReply
+
+from .checks import check_arguments
+from .common import event, history_text, library, model, node, sandbox
+
+INSTRUCTIONS = (
+    "Extract the arguments for a call of the tool from the request (and the conversation, "
+    "for follow-ups). Use exactly the parameter names of the schema and JSON values of the "
+    "right types; convert units only if the schema asks for another unit.")
+
+
+@node("execute")
+def execute(state: dict, runtime: Runtime[Context]) -> dict:
+    """Run the tool once and log the execution."""
+    lib = library(runtime)
+    record = lib.get(state["tool"]["name"], state["tool"]["version"])
+    body = ("Tool arguments schema:\n" + json.dumps(record.spec.arguments_schema(), indent=2)
+            + "\n\n" + history_text(state))
+    holder: dict = {}
+
+    def check(reply: ArgsReply) -> None:
+        holder["arguments"] = check_arguments(reply.arguments, record.spec)
+
+    try:
+        _, usage = invoke_structured(model(runtime), "args", INSTRUCTIONS,
+                                     state["standalone_request"], body, ArgsReply, check)
+    except StepError as exc:
+        raise StepError(f"could not extract valid arguments for {record.name}: {exc}") from exc
+    arguments = holder["arguments"]
+    events = [event("execute", f"calling {record.name}({json.dumps(arguments)[:200]})",
+                    arguments=arguments)]
+    call = sandbox(runtime).call(record.code, record.name, arguments,
+                                 files=runtime.context.input_files)
+    lib.record_execution(record.name, record.version, arguments,
+                         call.result if call.ok else None, call.ok,
+                         call.describe_error(), call.duration,
+                         runtime.context.session_id, state["standalone_request"])
+    update = {"arguments": arguments, "call": call.model_dump(), "usage": {"args": usage}}
+    if call.ok:
+        update["result"] = call.result
+        events.append(event("execute", f"result: {json.dumps(call.result)[:300]}",
+                            ok=True, duration=call.duration))
+    else:
+        update["error"] = f"{record.name} failed: {call.describe_error()}"
+        events.append(event("execute", update["error"], ok=False, level="error"))
+    update["events"] = events
+    return update

@@ -1,0 +1,40 @@
+"""plan: make the request self-contained, and tell one tool from several steps."""
+
+from __future__ import annotations
+
+import re
+
+from langgraph.runtime import Runtime
+
+from graph.context import Context
+from graph.model import invoke_structured
+from state.replies import PlanReply
+
+from .common import event, history_text, model, node
+
+CREATE = re.compile(r"\b(create|build|make|write|generate)\b.{0,40}\b(tool|function)\b",
+                    re.IGNORECASE)
+INSTRUCTIONS = (
+    "You plan how an agent that builds and reuses Python tools will serve a request. Rewrite "
+    "the request so it stands alone (resolve 'the same', 'it', 'now for 451' from the "
+    "conversation; keep every value). kind is 'single' when one function can do it, 'multi' "
+    "when it needs several tools in sequence (then list the steps).")
+
+
+@node("plan")
+def plan(state: dict, runtime: Runtime[Context]) -> dict:
+    """Plan the turn; an explicit request to create a tool forces synthesis."""
+    reply, usage = invoke_structured(model(runtime), "plan", INSTRUCTIONS, state["request"],
+                                     history_text(state), PlanReply)
+    forced = bool(CREATE.search(state["request"]))
+    update = {"plan": reply.model_dump(), "standalone_request": reply.standalone_request,
+              "force_synthesis": forced, "usage": {"plan": usage}}
+    if reply.kind == "multi":
+        steps = "; ".join(reply.steps) or "several steps"
+        update.update(decision="multi", answer=(
+            f"This needs several tools in sequence ({steps}). Multi-step plans are not "
+            "supported yet: ask for one step at a time."))
+    message = f"{reply.kind} tool: {reply.standalone_request}" + (
+        " (explicit request to create a tool)" if forced else "")
+    update["events"] = [event("plan", message, plan=reply.model_dump())]
+    return update

@@ -1,0 +1,39 @@
+"""reflect: show the model the real failures and get a fixed implementation (tests frozen)."""
+
+from __future__ import annotations
+
+from langgraph.runtime import Runtime
+
+from graph.context import Context
+from graph.model import invoke_structured
+from state.replies import ImplReply
+from state.reports import VerifyReport
+from state.tools import ToolSpec
+
+from .checks import check_implementation
+from .common import event, library, model, node
+from .impl import implementation_prompt
+
+INSTRUCTIONS = (
+    "Your implementation failed its frozen tests. Fix the implementation so that every test "
+    "passes. The tests are correct and cannot change: reply with the whole corrected module.")
+
+
+@node("reflect")
+def reflect(state: dict, runtime: Runtime[Context]) -> dict:
+    """Write a corrected implementation from the failing tests and their messages."""
+    tool_spec = ToolSpec.model_validate(state["spec"])
+    report = VerifyReport.model_validate(state["report"])
+    failures = [{"name": t.name, "message": t.message[-2000:]} for t in report.failures()]
+    detail = "\n\n".join(f"{f['name']}:\n{f['message']}" for f in failures) or report.detail
+    body = (implementation_prompt(state) + "\n\nYour implementation:\n"
+            + state["implementation"] + f"\n\nResult: {report.summary()}\n{detail}\n"
+            + "\n".join(report.collection_errors)[-3000:])
+    reply, usage = invoke_structured(model(runtime), "reflect", INSTRUCTIONS,
+                                     state["standalone_request"], body, ImplReply,
+                                     lambda r: check_implementation(r.code, tool_spec))
+    library(runtime).log_reflection(tool_spec.name, state.get("attempts", 0), failures,
+                                    reply.notes, runtime.context.session_id)
+    return {"implementation": reply.code, "usage": {"reflect": usage},
+            "events": [event("reflect", f"reflection {state.get('attempts', 0)}: fixing "
+                             f"{len(failures)} failing tests", code=reply.code)]}

@@ -1,0 +1,30 @@
+"""register: the library's atomic registration, verified or experimental."""
+
+from __future__ import annotations
+
+from langgraph.runtime import Runtime
+
+from graph.context import Context
+from state.tools import ToolSpec
+
+from .checks import tests_hash
+from .common import event, library, node
+
+
+@node("register")
+def register(state: dict, runtime: Runtime[Context]) -> dict:
+    """Register the tool: verified when its suite passed, experimental otherwise."""
+    if tests_hash(state["tests"]) != state["tests_hash"]:
+        raise ValueError("the tests changed after they were frozen; refusing to register")
+    report = state["report"]
+    status = "verified" if report.get("status") == "passed" else "experimental"
+    reason = "created" if status == "verified" else (
+        f"created after {state.get('attempts', 0)} failed verifications")
+    record = library(runtime).register(ToolSpec.model_validate(state["spec"]),
+                                       state["implementation"], state["tests"], report,
+                                       status=status, reason=reason)
+    message = f"registered {record.name} v{record.version} ({status})"
+    if status == "experimental":
+        message += ": its tests did not all pass"
+    return {"tool": {"name": record.name, "version": record.version, "status": status},
+            "events": [event("register", message, status=status)]}

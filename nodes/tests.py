@@ -1,0 +1,39 @@
+"""tests: a pytest suite written from the spec alone, then frozen."""
+
+from __future__ import annotations
+
+import json
+
+from langgraph.runtime import Runtime
+
+from graph.context import Context
+from graph.model import invoke_structured
+from state.replies import TestsReply
+from state.tools import ToolSpec
+
+from .checks import check_tests, tests_hash
+from .common import event, library, model, node
+
+INSTRUCTIONS = (
+    "Write a pytest suite for the specified function before it exists. Import it with "
+    "`from tool import NAME`. Cover normal cases, the docstring's examples and the edge cases "
+    "(pytest.raises for errors). Every test asserts something. Use only the standard library "
+    "and pytest; floats compared with pytest.approx.")
+
+
+@node("tests")
+def tests(state: dict, runtime: Runtime[Context]) -> dict:
+    """Write and freeze the suite."""
+    tool_spec = ToolSpec.model_validate(state["spec"])
+    policy = library(runtime).policy()
+    min_tests = int(policy.get("min_tests", 3))
+    retries = runtime.context.max_retries
+    retry_limit = int(policy.get("max_retries", 2) if retries is None else retries)
+    reply, usage = invoke_structured(
+        model(runtime), "tests", INSTRUCTIONS, state["standalone_request"],
+        "Specification:\n" + json.dumps(tool_spec.model_dump(), indent=2), TestsReply,
+        lambda r: check_tests(r.tests, tool_spec, min_tests))
+    return {"tests": reply.tests, "tests_hash": tests_hash(reply.tests),
+            "retry_limit": retry_limit,
+            "usage": {"tests": usage},
+            "events": [event("tests", "tests written and frozen", tests=reply.tests)]}
