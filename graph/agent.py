@@ -6,6 +6,7 @@ from typing import Literal
 
 from langgraph.graph import END, START, StateGraph
 
+from graph.context import Context
 from nodes.answer import answer
 from nodes.decide import decide
 from nodes.enrich import enrich
@@ -19,8 +20,6 @@ from nodes.spec import spec
 from nodes.tests import tests
 from nodes.verify import verify
 from state.graph_state import AgentState
-
-from .context import Context
 
 
 def after_enrich(state: AgentState) -> Literal["plan", "answer"]:

@@ -23,7 +23,8 @@ class Context:
         "description": "Where generated code runs: 'docker' (hardened container) or 'bwrap'."})
     sandbox_pool: int = field(default=-1, metadata={
         "description": "Warm containers kept ready (Docker only); -1 uses SEA_SANDBOX_POOL."})
-    library_schema: str = field(default="sea", metadata={
+    library_schema: str = field(default_factory=lambda: os.environ.get(
+        "SEA_LIBRARY_SCHEMA", "sea"), metadata={
         "description": "PostgreSQL schema of the tool library."})
     reuse_threshold: float | None = field(default=None, metadata={
         "description": "Similarity at or above which a tool is reused; empty: the policy's "

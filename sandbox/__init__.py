@@ -12,7 +12,8 @@ import threading
 
 from .core import Limits, Sandbox, SandboxUnavailable
 
-__all__ = ["Limits", "Sandbox", "SandboxUnavailable", "make_sandbox", "shared_sandbox"]
+__all__ = ["Limits", "Sandbox", "SandboxUnavailable", "close_shared", "make_sandbox",
+           "shared_sandbox"]
 
 BACKENDS = ("docker", "bwrap")
 
@@ -51,7 +52,8 @@ def shared_sandbox(backend: str = "docker", pool_size: int | None = None) -> San
 
 
 @atexit.register
-def _close_shared() -> None:
+def close_shared() -> None:
+    """Close every shared sandbox (their warm pools included)."""
     with _shared_lock:
         for sandbox in _shared.values():
             sandbox.close()

@@ -198,7 +198,8 @@ def test_index_built_by_another_model_must_be_reembedded(library):
 
 def test_eval_retrieval_uses_a_throwaway_library(tmp_path):
     data = {"name": "tiny", "tools": [
-        {"name": "kilometers_to_miles", "description": "Convert a distance in kilometers to miles."},
+        {"name": "kilometers_to_miles",
+         "description": "Convert a distance in kilometers to miles."},
         {"name": "count_vowels", "description": "Count the vowels in a string."}],
         "queries": [{"query": "I ran 10 km, how many miles?", "expect": "kilometers_to_miles"},
                     {"query": "how many vowels are in banana", "expect": "count_vowels"},

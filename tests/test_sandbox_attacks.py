@@ -7,7 +7,6 @@ listener the test opens on the host's loopback.
 
 from __future__ import annotations
 
-import os
 import resource
 import socket
 import threading
