@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
 from sandbox import Sandbox, default_pool_size, shared_sandbox
@@ -9,6 +10,7 @@ from tools_store.library import ToolLibrary
 
 _libraries: dict[str, ToolLibrary] = {}
 _lock = threading.Lock()
+log = logging.getLogger(__name__)
 
 
 def library(schema: str = "sea") -> ToolLibrary:
@@ -16,7 +18,8 @@ def library(schema: str = "sea") -> ToolLibrary:
     with _lock:
         if schema not in _libraries:
             _libraries[schema] = ToolLibrary(schema=schema)
-            _libraries[schema].reconcile_files()
+            for repair in _libraries[schema].reconcile_files():
+                log.warning("tool files repaired from the database: %s", repair)
         return _libraries[schema]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -186,9 +187,20 @@ def _pool_memory_mb(size: int) -> float | None:
             return None
         time.sleep(1.0)
         total = 0
+        ids = []
         for container in list(backend.pool._ready):
             stats = container.stats(stream=False)
             total += stats.get("memory_stats", {}).get("usage", 0)
+            ids.append(container.id)
+        # Each container also costs the host a containerd shim process outside its cgroup.
+        for status in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                cmdline = status.read_bytes()
+                if b"containerd-shim" in cmdline and any(i.encode() in cmdline for i in ids):
+                    rss = (status.parent / "statm").read_text().split()[1]
+                    total += int(rss) * os.sysconf("SC_PAGE_SIZE")
+            except (OSError, IndexError, ValueError):
+                continue
         return round(total / 2**20, 1)
     finally:
         backend.close()

@@ -237,3 +237,16 @@ def test_cli_ask_prints_route_tool_result_answer_and_tokens(tmp_path):
     assert out["tool"] == "fahrenheit_to_celsius" and out["status"] == "verified"
     assert out["route"][-1] == "answer" and out["usage"]["spec"]["total_tokens"] > 0
     assert any(e["step"] == "verify" for e in out["events"])
+
+
+def test_cli_chat_holds_a_conversation():
+    env = {**os.environ, "SEA_MODEL": f"scripted:{DEMO_SCRIPT}",
+           "SEA_LIBRARY_SCHEMA": f"chat_{uuid.uuid4().hex[:8]}"}
+    run = subprocess.run([sys.executable, "-m", "graph.cli", "chat"], cwd=ROOT, env=env,
+                         input="convert 100 degrees Fahrenheit to Celsius\n"
+                               "now do the same for 451\n\n",
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    answers = [line for line in run.stdout.splitlines() if line.startswith("agent> ")]
+    assert answers == ["agent> 100 °F is 37.78 °C.", "agent> 451 °F is 232.78 °C."]
+    assert "Scripted model" in run.stdout

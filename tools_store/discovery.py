@@ -132,10 +132,26 @@ def contrast_conflict(tool_text: str, request: str) -> str:
     return ""
 
 
-def conflict(tool_name: str, tool_text: str, request: str) -> str:
+YES_NO_REQUEST = re.compile(
+    r"^\s*(is|are|was|were|does|do|did|can|has|have|check (whether|if)|tell (me )?(whether|if)"
+    r"|whether)\b|\b(check|tell|see|know) (whether|if)\b", re.IGNORECASE)
+PREDICATE_TOOL = re.compile(r"\b(whether|check if|checks if|true if|is it)\b", re.IGNORECASE)
+
+
+def answer_kind_conflict(tool_text: str, returns: str, request: str) -> str:
+    """Explain how a yes/no question meets a tool that does not answer yes or no, or ''."""
+    if not YES_NO_REQUEST.search(request):
+        return ""
+    if returns == "boolean" or PREDICATE_TOOL.search(tool_text):
+        return ""
+    return "the request asks a yes/no question; the tool does not answer one"
+
+
+def conflict(tool_name: str, tool_text: str, request: str, returns: str = "") -> str:
     """Return why the request contradicts the tool, or ''."""
-    return direction_conflict(tool_name, request) or contrast_conflict(
-        f"{tool_name.replace('_', ' ')} {tool_text}", request)
+    return (direction_conflict(tool_name, request)
+            or contrast_conflict(f"{tool_name.replace('_', ' ')} {tool_text}", request)
+            or answer_kind_conflict(tool_text, returns, request))
 
 
 def rank_score(similarity: float, success_rate: float | None, uses: int, status: str,

@@ -30,7 +30,7 @@ def fixture_spec(tool: dict) -> ToolSpec:
                     examples=tool.get("examples", []))
 
 
-def evaluate(path: str | Path, model_configured: bool = False) -> dict:
+def evaluate(path: str | Path) -> dict:
     """Build a fresh library from the file's tools, run every query, and return the metrics."""
     data = load_eval_set(path)
     with tempfile.TemporaryDirectory(prefix="sea-eval-") as tmp:
@@ -48,10 +48,10 @@ def evaluate(path: str | Path, model_configured: bool = False) -> dict:
             thresholds = library.thresholds()
         finally:
             library.drop()
-    return metrics(rows, thresholds, library.model_id, model_configured)
+    return metrics(rows, thresholds, library.model_id)
 
 
-def metrics(rows: list, thresholds: dict, model_id: str, model_configured: bool) -> dict:
+def metrics(rows: list, thresholds: dict, model_id: str) -> dict:
     """Compute the discovery metrics from (query, SearchResult) pairs."""
     with_tool = [(q, r) for q, r in rows if q.get("expect")]
     without = [(q, r) for q, r in rows if not q.get("expect")]
@@ -76,7 +76,8 @@ def metrics(rows: list, thresholds: dict, model_id: str, model_configured: bool)
     return {
         "embedding_model": model_id,
         "thresholds": thresholds,
-        "model_configured": model_configured,
+        # No model judges here: a request sent to the verify band counts as "synthesize".
+        "verify_band_counts_as": "synthesize",
         "queries": len(rows),
         "queries_with_tool": len(with_tool),
         "queries_without_tool": len(without),

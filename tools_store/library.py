@@ -424,7 +424,8 @@ class ToolLibrary:
         policy = self.policy()
         rows = self._reader().execute(
             "SELECT t.name, t.current_version, t.status, t.uses, t.successes, "
-            "v.spec->>'description' AS description FROM tools t JOIN tool_versions v "
+            "v.spec->>'description' AS description, v.spec->'returns'->>'type' AS returns "
+            "FROM tools t JOIN tool_versions v "
             "ON v.name = t.name AND v.version = t.current_version "
             "WHERE t.name = ANY(%s) AND t.status <> 'retired'", (list(best),)).fetchall()
         candidates = []
@@ -439,7 +440,8 @@ class ToolLibrary:
                 matched_text=text, success_rate=rate, uses=row["uses"],
                 score=round(discovery.rank_score(similarity, rate, row["uses"], row["status"],
                                                  policy["weights"]), 4),
-                conflict=discovery.conflict(row["name"], row["description"], query)))
+                conflict=discovery.conflict(row["name"], row["description"], query,
+                                            row["returns"] or "")))
         candidates.sort(key=lambda c: -c.score)
         candidates = candidates[:k]
         limits = self.thresholds(policy)
