@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from langgraph.runtime import Runtime
 
@@ -24,8 +25,10 @@ def execute(state: dict, runtime: Runtime[Context]) -> dict:
     """Run the tool once and log the execution."""
     lib = library(runtime)
     record = lib.get(state["tool"]["name"], state["tool"]["version"])
+    files = [Path(f).name for f in runtime.context.input_files]
     body = ("Tool arguments schema:\n" + json.dumps(record.spec.arguments_schema(), indent=2)
-            + "\n\n" + history_text(state))
+            + ("\n\nFiles in the tool's working directory (pass them by these names): "
+               + ", ".join(files) if files else "") + "\n\n" + history_text(state))
     holder: dict = {}
 
     def check(reply: ArgsReply) -> None:

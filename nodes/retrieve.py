@@ -15,7 +15,9 @@ def retrieve(state: dict, runtime: Runtime[Context]) -> dict:
     result = library(runtime).search(state.get("standalone_request") or state["request"])
     top = [{"name": c.name, "similarity": c.similarity, "score": c.score,
             "conflict": c.conflict} for c in result.candidates[:3]]
-    summary = ", ".join(f"{c['name']} {c['similarity']:.2f}" for c in top) or "no tools yet"
+    summary = ", ".join(f"{c['name']} (similarity {c['similarity']:.2f}, score "
+                        f"{c['score']:.2f}{'; ' + c['conflict'] if c['conflict'] else ''})"
+                        for c in top) or "no tools yet"
     return {"search": result.model_dump(mode="json"),
             "events": [event("retrieve", f"candidates: {summary}", candidates=top,
                              decision=result.decision)]}

@@ -45,10 +45,11 @@ class Limits:
     cpus: float = field(default_factory=lambda: _env_float("SEA_SANDBOX_CPUS", 0.5))
     pids: int = field(default_factory=lambda: _env_int("SEA_SANDBOX_PIDS", 64))
     tmp_mb: int = field(default_factory=lambda: _env_int("SEA_SANDBOX_TMP_MB", 64))
-    shm_mb: int = 8
-    nofile: int = 256
-    fsize_mb: int = 32
-    output_bytes: int = 64 * 1024
+    shm_mb: int = field(default_factory=lambda: _env_int("SEA_SANDBOX_SHM_MB", 8))
+    nofile: int = field(default_factory=lambda: _env_int("SEA_SANDBOX_NOFILE", 256))
+    fsize_mb: int = field(default_factory=lambda: _env_int("SEA_SANDBOX_FSIZE_MB", 32))
+    output_bytes: int = field(default_factory=lambda: _env_int("SEA_SANDBOX_OUTPUT_BYTES",
+                                                               64 * 1024))
     # Time the host waits beyond ``timeout`` for the runner to report before killing it.
     grace: float = 5.0
 

@@ -65,8 +65,9 @@ class ToolLibrary:
     _engines: dict[str, object] = {}
     _engines_lock = threading.Lock()
 
-    def __init__(self, url: str | None = None, schema: str = "sea",
+    def __init__(self, url: str | None = None, schema: str | None = None,
                  files_dir: Path | None = None, model_id: str | None = None):
+        schema = schema or os.environ.get("SEA_LIBRARY_SCHEMA") or "sea"
         if not schema.isidentifier():
             raise ValueError(f"schema {schema!r} is not an identifier")
         self.url = url or db.database_url()

@@ -1,0 +1,54 @@
+"""`sea tools ...` on a real library, each command with --json."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+from servers import ROOT
+
+from state.tools import ToolSpec
+from tools_store.library import ToolLibrary
+
+
+def sea(*args: str, schema: str) -> tuple[int, dict]:
+    run = subprocess.run([sys.executable, "-m", "graph.cli", *args, "--json"], cwd=ROOT,
+                         env={**os.environ, "SEA_LIBRARY_SCHEMA": schema},
+                         capture_output=True, text=True, timeout=300)
+    return run.returncode, json.loads(run.stdout)
+
+
+def test_tools_commands(tmp_path):
+    schema = f"cli_{uuid.uuid4().hex[:8]}"
+    library = ToolLibrary(schema=schema)
+    spec = ToolSpec(name="word_count", description="Count the number of words in a text.",
+                    parameters=[{"name": "text", "type": "string"}])
+    library.register(spec, "def word_count(text):\n    return len(text.split())\n", "")
+    library.register(spec, "def word_count(text):\n    return len(text.split(' '))\n", "",
+                     reason="update: split on spaces", new_version=True)
+    library.record_execution("word_count", 2, {"text": "a b"}, 2, True, request="count words")
+    try:
+        code, listing = sea("tools", "list", schema=schema)
+        assert code == 0 and [(t["name"], t["version"]) for t in listing["tools"]] == [
+            ("word_count", 2)]
+        code, shown = sea("tools", "show", "word_count", "--version", "1", schema=schema)
+        assert code == 0 and shown["version"] == 1 and "split()" in shown["code"]
+        code, found = sea("tools", "search", "how many words are in this essay", schema=schema)
+        assert code == 0 and found["decision"] == "reuse"
+        assert found["candidates"][0]["name"] == "word_count"
+        code, history = sea("tools", "history", "word_count", schema=schema)
+        assert [v["reason"] for v in history["versions"]] == ["created",
+                                                              "update: split on spaces"]
+        assert history["executions"][0]["request"] == "count words"
+        code, rolled = sea("tools", "rollback", "word_count", "1", schema=schema)
+        assert code == 0 and rolled["version"] == 1
+        assert library.get("word_count").version == 1
+        code, missing = sea("tools", "show", "no_such_tool", schema=schema)
+        assert code == 1 and "no tool 'no_such_tool'" in missing["error"]
+        code, removed = sea("tools", "remove", "word_count", schema=schema)
+        assert code == 0 and library.list_tools() == []
+    finally:
+        library.drop()
