@@ -9,7 +9,7 @@ from langgraph.checkpoint.postgres import PostgresSaver
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from tools_store.db import database_url
+from tools_store.db import connect, database_url
 
 from .agent import build_graph
 from .context import Context
@@ -30,7 +30,9 @@ class Agent:
     def __init__(self, **context):
         self.context = Context(**context)
         self.context.model = resolve_model_name(self.context.model)
-        self.pool = ConnectionPool(database_url(), min_size=1, max_size=4, open=True,
+        url = database_url()
+        connect(url).close()  # a database that is down: a clear error now, not a hang later
+        self.pool = ConnectionPool(url, min_size=1, max_size=4, open=True,
                                    kwargs={"autocommit": True, "prepare_threshold": 0,
                                            "row_factory": dict_row})
         self.checkpointer = PostgresSaver(self.pool)

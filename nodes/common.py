@@ -6,6 +6,8 @@ import functools
 import time
 from collections.abc import Callable
 
+import psycopg
+from docker.errors import DockerException
 from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
 
@@ -19,7 +21,7 @@ from tools_store.library import ToolExists, ToolNotFound
 
 # Failures that end a turn with a clear message instead of a crash.
 EXPECTED = (StepError, SandboxUnavailable, DatabaseUnavailable, ToolExists, ToolNotFound,
-            ValueError)
+            ValueError, OSError, psycopg.Error, DockerException)
 
 
 def event(step: str, message: str, **data) -> dict:

@@ -290,8 +290,13 @@ class Sandbox:
                files: list[str | Path] | dict[str, bytes] | None = None) -> VerifyReport:
         """Run ``tests`` against ``implementation`` and report each test's outcome."""
         try:
-            job = build_job("verify", implementation, tests, read_inputs(files), self.limits)
-            raw = self.backend.run(job)
+            inputs = read_inputs(files)
+        except (OSError, ValueError) as exc:
+            return VerifyReport(status="error", detail=f"input files: {exc}",
+                                backend=self.backend.name)
+        try:
+            raw = self.backend.run(build_job("verify", implementation, tests, inputs,
+                                             self.limits))
         except SandboxUnavailable as exc:
             return unavailable_report(str(exc), self.backend.name)
         return verify_report(raw, tests, self.limits)
@@ -305,9 +310,13 @@ class Sandbox:
             return CallResult(ok=False, status="error", error_type="InvalidArguments",
                               error=f"arguments are not JSON: {exc}")
         try:
-            job = build_job("call", implementation, None, read_inputs(files), self.limits,
-                            function=function, args=args)
-            raw = self.backend.run(job)
+            inputs = read_inputs(files)
+        except (OSError, ValueError) as exc:
+            return CallResult(ok=False, status="error", error_type="InputFiles",
+                              error=f"input files: {exc}", backend=self.backend.name)
+        try:
+            raw = self.backend.run(build_job("call", implementation, None, inputs, self.limits,
+                                             function=function, args=args))
         except SandboxUnavailable as exc:
             return unavailable_call(str(exc), self.backend.name)
         return call_result(raw, self.limits)

@@ -250,3 +250,12 @@ def test_cli_chat_holds_a_conversation():
     answers = [line for line in run.stdout.splitlines() if line.startswith("agent> ")]
     assert answers == ["agent> 100 °F is 37.78 °C.", "agent> 451 °F is 232.78 °C."]
     assert "Scripted model" in run.stdout
+
+
+def test_database_down_is_a_clear_error():
+    env = {**os.environ, "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/nothing",
+           "SEA_MODEL": f"scripted:{DEMO_SCRIPT}"}
+    run = subprocess.run([sys.executable, "-m", "graph.cli", "ask", "double 21", "--json"],
+                         capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
+    assert run.returncode == 1
+    assert "DatabaseUnavailable: cannot connect to PostgreSQL" in json.loads(run.stdout)["error"]

@@ -164,3 +164,14 @@ def test_cli_verify_and_call_print_json(tmp_path, backend, request):
                           "--backend", backend, "--json"],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0 and json.loads(run.stdout)["result"] == 5
+
+
+def test_missing_input_file_is_a_clear_error(docker_sandbox, tmp_path):
+    missing = tmp_path / "nowhere.csv"
+    result = docker_sandbox.call(IMPL, "add", {"a": 1, "b": 2}, files=[missing])
+    assert result.status == "error" and "nowhere.csv" in result.error
+    report = docker_sandbox.verify(IMPL, TESTS, files=[missing])
+    assert report.status == "error" and "nowhere.csv" in report.detail
+    (tmp_path / "conftest.py").write_text("x = 1\n")
+    report = docker_sandbox.verify(IMPL, TESTS, files=[tmp_path / "conftest.py"])
+    assert report.status == "error" and "not allowed" in report.detail
