@@ -5,9 +5,21 @@ These cross the boundary between untrusted code and the host, so every field is 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def printable(text: str) -> str:
+    """Show control characters (terminal escapes included) as visible \\xNN escapes."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+# Text that came out of the sandbox: it may be shown in a terminal or a page.
+SafeText = Annotated[str, AfterValidator(printable)]
 
 RunStatus = Literal["passed", "failed", "error", "timeout", "out_of_memory", "unavailable"]
 TestOutcomeName = Literal["passed", "failed", "error", "skipped", "xfailed", "xpassed"]
@@ -20,7 +32,7 @@ class TestOutcome(BaseModel):
 
     name: str = Field(max_length=500, description="pytest node id without the file part")
     outcome: TestOutcomeName
-    message: str = Field(default="", max_length=20_000, description="Failure text, if any")
+    message: SafeText = Field(default="", max_length=20_000, description="Failure text, if any")
     duration: float = 0.0
 
 
@@ -30,14 +42,14 @@ class VerifyReport(BaseModel):
     status: RunStatus
     detail: str = Field(default="", description="Why the status is what it is, in one sentence")
     tests: list[TestOutcome] = Field(default_factory=list)
-    collection_errors: list[str] = Field(default_factory=list)
+    collection_errors: list[SafeText] = Field(default_factory=list)
     passed: int = 0
     failed: int = 0
     errors: int = 0
     skipped: int = 0
     duration: float = 0.0
-    stdout: str = ""
-    stderr: str = ""
+    stdout: SafeText = ""
+    stderr: SafeText = ""
     output_truncated: bool = False
     backend: str = ""
 
@@ -66,11 +78,11 @@ class CallResult(BaseModel):
     ok: bool
     status: Literal["ok", "error", "timeout", "out_of_memory", "unavailable"]
     result: Any = None
-    error_type: str = ""
-    error: str = ""
+    error_type: SafeText = ""
+    error: SafeText = ""
     duration: float = 0.0
-    stdout: str = ""
-    stderr: str = ""
+    stdout: SafeText = ""
+    stderr: SafeText = ""
     backend: str = ""
 
     def describe_error(self) -> str:

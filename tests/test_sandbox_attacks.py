@@ -217,6 +217,8 @@ def test_invalid_utf8_and_escape_sequences_are_made_safe(any_sandbox):
     )
     result = attack(any_sandbox, code)
     assert result.ok and "\ufffd" in result.stdout and "end" in result.stdout
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    assert "\\x1b[2J" in result.stdout  # shown, not interpreted
 
 
 @pytest.mark.parametrize("target", ["/", "/etc", "/usr", "/home", "/opt/sea"])
@@ -476,7 +478,7 @@ def test_failures_while_creating_containers_leak_nothing(docker_sandbox):
 
     # Docker refuses a 1 MB memory limit at creation: the failure path must clean up.
     broken = make_sandbox("docker", limits=replace(Limits(), memory_mb=1))
-    for _ in range(5):
+    for _ in range(20):
         result = broken.call("def f():\n    return 1\n", "f", {})
         assert result.status == "unavailable" and "could not start" in result.error
     broken.close()
