@@ -22,15 +22,11 @@ INSTRUCTIONS = (
 def decide(state: dict, runtime: Runtime[Context]) -> dict:
     """Turn the library's ranking into this turn's decision."""
     result = SearchResult.model_validate(state["search"])
-    ctx = runtime.context
-    if ctx.reuse_threshold is not None or ctx.verify_threshold is not None:
-        reuse = ctx.reuse_threshold if ctx.reuse_threshold is not None else \
-            result.thresholds["reuse"]
-        verify = ctx.verify_threshold if ctx.verify_threshold is not None else \
-            result.thresholds["verify"]
-        decision, chosen, reason = discovery.decide(result.candidates, reuse, verify)
-    else:
-        decision, chosen, reason = result.decision, result.chosen, result.reason
+    overrides = {"reuse": runtime.context.reuse_threshold,
+                 "verify": runtime.context.verify_threshold}
+    limits = {**result.thresholds, **{k: v for k, v in overrides.items() if v is not None}}
+    decision, chosen, reason = discovery.decide(result.candidates, limits["reuse"],
+                                                limits["verify"])
     update: dict = {"usage": {}}
     if decision == "verify" and chosen is not None and not state.get("force_synthesis"):
         record = library(runtime).get(chosen.name)

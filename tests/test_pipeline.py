@@ -259,3 +259,25 @@ def test_database_down_is_a_clear_error():
                          capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
     assert run.returncode == 1
     assert "DatabaseUnavailable: cannot connect to PostgreSQL" in json.loads(run.stdout)["error"]
+
+
+@pytest.mark.parametrize("serves,route_tail", [
+    (True, ["decide", "execute", "answer"]),
+    (False, ["decide", "spec", "tests", "impl", "verify", "register", "execute", "answer"]),
+])
+def test_the_verify_band_asks_the_model_to_judge(make_agent, tmp_path, serves, route_tail):
+    other = {**SPEC, "name": "double_value"}
+    replies = double_script(
+        spec=[SPEC, other],
+        tests=[{"tests": TESTS}, {"tests": TESTS.replace("double_number", "double_value")}],
+        impl=[{"code": GOOD}, {"code": GOOD.replace("double_number", "double_value")}])
+    replies.append({"step": "judge", "match": "",
+                    "reply": {"serves": serves, "reason": "scripted verdict"}})
+    agent = make_agent(write_script(tmp_path, replies))
+    agent.ask("double the number 21")
+    # Thresholds set so that even an exact match (1.0) lands in the verify band.
+    agent.context.reuse_threshold, agent.context.verify_threshold = 1.01, 0.0
+    state = agent.ask("double the number 21")
+    assert state["route"][3:] == route_tail
+    assert state["judge"] == {"serves": serves, "reason": "scripted verdict"}
+    assert state["usage"]["judge"]["calls"] == 1 and state["result"] == 42

@@ -34,8 +34,16 @@ CONTRASTS: list[set[str]] = [
     {"mean", "median", "mode"}, {"variance", "deviation"}, {"merge", "split"},
     {"join", "split"}, {"circle", "rectangle", "square", "triangle", "ellipse"},
     {"sine", "cosine", "tangent"}, {"celsius", "fahrenheit", "kelvin"},
-    {"gcd", "lcm"}, {"binary", "hexadecimal", "octal"},
+    {"gcd", "lcm"}, {"binary", "hexadecimal", "octal"}, {"until", "ago"},
+    {"until", "since"}, {"email", "phone", "url", "hashtag", "ip"},
 ]
+# Multi-word terms folded into one before comparing.
+PHRASES = {
+    "greatest common divisor": "gcd", "greatest common factor": "gcd",
+    "highest common factor": "gcd", "least common multiple": "lcm",
+    "lowest common multiple": "lcm", "standard deviation": "deviation",
+    "phone number": "phone", "e mail": "email", "ip address": "ip",
+}
 NEGATIONS = {"without", "no", "not", "non", "never", "excluding"}
 CONNECTIVES = {"to", "into", "in", "as"}
 # Unit abbreviations for direction checks; single letters count only after a number.
@@ -45,7 +53,8 @@ ABBREVIATIONS = {
     "c": "celsius", "k": "kelvin", "m": "meter", "g": "gram", "l": "liter", "hex": "hex",
     "int": "integer", "num": "number",
 }
-_TOKEN = re.compile(r"[a-z0-9]+")
+# Hyphenated compounds stay whole: "url-encoded" names an input, not the operation asked.
+_TOKEN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 
 
 def stem(word: str) -> str:
@@ -59,8 +68,11 @@ def stem(word: str) -> str:
 
 
 def tokens(text: str) -> list[str]:
-    """Split text into lowercase word tokens."""
-    return _TOKEN.findall(text.lower())
+    """Split text into lowercase word tokens, folding known multi-word terms."""
+    text = text.lower()
+    for phrase, term in PHRASES.items():
+        text = re.sub(rf"\b{phrase}s?\b", term, text)
+    return _TOKEN.findall(text)
 
 
 def _is_number(token: str) -> bool:
@@ -94,6 +106,12 @@ def direction_conflict(tool_name: str, request: str) -> str:
     if reversed_pair or from_target:
         return (f"the request converts {target.replace('_', ' ')} to "
                 f"{source.replace('_', ' ')}; the tool goes the other way")
+    # "... into <source>" with no target named: the request produces what the tool consumes.
+    into_source = not dst and any(
+        any(w in ("to", "into") for w in words[max(0, p - 4):p]) for p in src)
+    if into_source:
+        return (f"the request converts into {source.replace('_', ' ')}; the tool converts "
+                f"from it")
     # "from X to <target>" where X is not the tool's source: same target, other input.
     if "from" in words and dst and not src:
         start = words.index("from")
@@ -132,9 +150,9 @@ def contrast_conflict(tool_text: str, request: str) -> str:
     return ""
 
 
-YES_NO_REQUEST = re.compile(
-    r"^\s*(is|are|was|were|does|do|did|can|has|have|check (whether|if)|tell (me )?(whether|if)"
-    r"|whether)\b|\b(check|tell|see|know) (whether|if)\b", re.IGNORECASE)
+# Only explicit asks for a verdict: a leading "is ..." is too often a way of asking for a value.
+YES_NO_REQUEST = re.compile(r"\b(check|tell|see|know|determine|verify) (me )?(whether|if)\b",
+                            re.IGNORECASE)
 PREDICATE_TOOL = re.compile(r"\b(whether|check if|checks if|true if|is it)\b", re.IGNORECASE)
 
 

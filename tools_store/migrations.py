@@ -16,7 +16,7 @@ DEFAULT_POLICY = {
     # Thresholds on raw cosine similarity, per embedding model: MiniLM's similarities run
     # far lower than OpenAI's, so one pair cannot serve both.
     "thresholds": {
-        LOCAL_ID: {"reuse": 0.40, "verify": 0.35},
+        LOCAL_ID: {"reuse": 0.34, "verify": 0.28},
         "default": {"reuse": 0.80, "verify": 0.65},
     },
     "max_retries": 2,
