@@ -51,7 +51,8 @@ def render_event(container, item: dict) -> None:
                 st.code(item[key], language=language)
     failures = item.get("failures") or []
     for failure in failures[:5]:
-        container.caption(f"failed: {failure['name']}: {failure['message'][-200:]}")
+        container.caption(f"failed: {failure['name']}")
+        container.code(failure["message"][-600:], language="text")
 
 
 def chat_page(agent: Agent) -> None:
