@@ -1,18 +1,20 @@
 """The bubblewrap backend, for hosts without Docker.
 
 bubblewrap gives namespaces, not a policy: this module adds a read-only root (the offline
-Debian root filesystem), a read-only /dev, a clean environment, rlimits, and a cgroup for
-memory, pids and CPU. When it cannot apply those limits it refuses to run; it never falls
-back to a plain subprocess.
+Debian root filesystem), a read-only /dev, a clean environment, a seccomp filter, rlimits,
+and a cgroup for memory, pids and CPU. When it cannot apply those it refuses to run; it never
+falls back to a plain subprocess.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import resource
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -131,6 +133,41 @@ class Cgroup:
                     time.sleep(0.02)
 
 
+# Denied outright (EPERM): tracing, namespaces, mounts, kernel keyrings, BPF, modules and the
+# like, much as Docker's default profile denies them.
+DENIED_SYSCALLS = [
+    "ptrace", "process_vm_readv", "process_vm_writev", "mount", "umount2", "pivot_root",
+    "chroot", "unshare", "setns", "keyctl", "add_key", "request_key", "bpf", "perf_event_open",
+    "userfaultfd", "kexec_load", "kexec_file_load", "reboot", "swapon", "swapoff",
+    "init_module", "finit_module", "delete_module", "acct", "open_by_handle_at",
+    "name_to_handle_at", "syslog", "io_uring_setup", "io_uring_enter", "io_uring_register",
+]
+# clone() may not create namespaces; clone3() says ENOSYS so that libc falls back to clone().
+NAMESPACE_FLAGS = [0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000,
+                   0x40000000, 0x00000080]
+
+
+def seccomp_program():
+    """Return a file holding the compiled seccomp filter, or raise SandboxUnavailable."""
+    try:
+        import pyseccomp as seccomp
+
+        rules = seccomp.SyscallFilter(defaction=seccomp.ALLOW)
+        for name in DENIED_SYSCALLS:
+            rules.add_rule(seccomp.ERRNO(errno.EPERM), name)
+        for flag in NAMESPACE_FLAGS:
+            rules.add_rule(seccomp.ERRNO(errno.EPERM), "clone",
+                           seccomp.Arg(0, seccomp.MASKED_EQ, flag, flag))
+        rules.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")
+        program = tempfile.TemporaryFile()
+        rules.export_bpf(program)
+        program.seek(0)
+        return program
+    except Exception as exc:  # no libseccomp: refuse rather than run unfiltered
+        raise SandboxUnavailable(f"bubblewrap refuses to run: no seccomp filter could be "
+                                 f"built ({exc}); install libseccomp2") from exc
+
+
 class BwrapBackend:
     """Run each job under bubblewrap in the offline Debian root filesystem."""
 
@@ -152,12 +189,12 @@ class BwrapBackend:
             runner_copy.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(RUNNER, runner_copy)
 
-    def command(self) -> list[str]:
+    def command(self, seccomp_fd: int) -> list[str]:
         """Return the bubblewrap command line for one run."""
         lim = self.limits
         return [
-            "bwrap", "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
-            "--as-pid-1",
+            "bwrap", "--seccomp", str(seccomp_fd), "--unshare-all", "--unshare-user",
+            "--die-with-parent", "--new-session", "--as-pid-1",
             "--ro-bind", str(self.rootfs), "/",
             "--proc", "/proc", "--dev", "/dev",
             "--size", str(lim.tmp_mb << 20), "--tmpfs", "/tmp",
@@ -191,12 +228,20 @@ class BwrapBackend:
         started = time.monotonic()
         chunks: list[bytes] = []
         try:
-            proc = subprocess.Popen(self.command(), stdin=subprocess.PIPE,
+            program = seccomp_program()
+        except SandboxUnavailable:
+            cgroup.remove()
+            raise
+        try:
+            proc = subprocess.Popen(self.command(program.fileno()), stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                    preexec_fn=limit_child, close_fds=True)
+                                    preexec_fn=limit_child, close_fds=True,
+                                    pass_fds=[program.fileno()])
         except (OSError, subprocess.SubprocessError) as exc:
             cgroup.remove()
             raise SandboxUnavailable(f"bubblewrap could not start ({exc})") from exc
+        finally:
+            program.close()  # bubblewrap has read (or inherited) it
 
         def pump() -> None:
             # Keep the tail: the runner's frame is the last thing it writes.

@@ -67,7 +67,7 @@ def cmd_build(args) -> int:
 def doctor() -> dict:
     """Describe what each backend can do on this host, and which limits it enforces."""
     from . import image
-    from .bwrap_backend import BwrapBackend, Cgroup
+    from .bwrap_backend import BwrapBackend, Cgroup, seccomp_program
     from .docker_backend import LABEL, connect
 
     limits = Limits()
@@ -94,10 +94,12 @@ def doctor() -> dict:
     try:
         BwrapBackend(limits).check()
         Cgroup(limits).remove()
+        seccomp_program().close()
         bwrap.update(ok=True, enforced=[
             "network/pid/ipc/uts/user namespaces", "read-only root and /dev", "tmpfs /tmp",
             "clean environment", "memory, pids and CPU cgroup", "nofile/fsize/core rlimits",
-            "wall time (host)", "no capabilities"], not_enforced=["seccomp filter"])
+            "wall time (host)", "no capabilities", "seccomp deny-list", "runs as nobody"],
+            not_enforced=["noexec /tmp"])
     except SandboxUnavailable as exc:
         bwrap.update(ok=False, error=str(exc))
     report["bwrap"] = bwrap

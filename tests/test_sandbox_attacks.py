@@ -536,3 +536,26 @@ def test_input_files_are_copied_read_only(any_sandbox, tmp_path):
     assert result.result["writable"] is False
     assert data.read_text() == "a,b\n1,2\n"
 
+
+
+def test_bwrap_seccomp_filter_denies_tracing_bpf_and_io_uring(bwrap_sandbox):
+    code = (
+        "import ctypes, os, threading\n"
+        "def f():\n"
+        "    libc = ctypes.CDLL(None, use_errno=True)\n"
+        "    out = {}\n"
+        "    out['ptrace_traceme'] = libc.ptrace(0, 0, None, None)\n"
+        "    out['bpf'] = libc.syscall(321, 0, None, 0)\n"
+        "    out['io_uring_setup'] = libc.syscall(425, 1, None)\n"
+        "    out['errno'] = ctypes.get_errno()\n"
+        "    seen = []\n"
+        "    worker = threading.Thread(target=seen.append, args=(1,))\n"
+        "    worker.start(); worker.join()\n"
+        "    out['threads_work'] = seen == [1]\n"
+        "    return out\n"
+    )
+    result = attack(bwrap_sandbox, code)
+    assert result.ok, result.error
+    assert result.result["ptrace_traceme"] == -1 and result.result["bpf"] == -1
+    assert result.result["io_uring_setup"] == -1 and result.result["errno"] == 1  # EPERM
+    assert result.result["threads_work"] is True  # clone3 falls back to clone
