@@ -23,7 +23,7 @@ from state.graph_state import AgentState
 
 
 def after_enrich(state: AgentState) -> Literal["plan", "answer"]:
-    """An unusable request ends the turn at once."""
+    """End the turn at once on an unusable request."""
     return "answer" if state.get("error") else "plan"
 
 
@@ -33,7 +33,7 @@ def after_plan(state: AgentState) -> Literal["retrieve", "answer"]:
 
 
 def after_retrieve(state: AgentState) -> Literal["decide", "answer"]:
-    """A library that cannot be searched ends the turn."""
+    """End the turn when the library cannot be searched."""
     return "answer" if state.get("error") else "decide"
 
 
@@ -48,12 +48,12 @@ def after_decide(state: AgentState) -> Literal["execute", "spec", "answer"]:
 
 
 def after_spec(state: AgentState) -> Literal["tests", "answer"]:
-    """Tests are written from the spec alone."""
+    """Write the tests from the spec alone."""
     return "answer" if state.get("error") else "tests"
 
 
 def after_tests(state: AgentState) -> Literal["impl", "answer"]:
-    """The implementation comes only after the suite is frozen."""
+    """Implement only after the suite is frozen."""
     return "answer" if state.get("error") else "impl"
 
 
@@ -63,7 +63,7 @@ def after_impl(state: AgentState) -> Literal["verify", "answer"]:
 
 
 def after_verify(state: AgentState) -> Literal["register", "reflect", "answer"]:
-    """Passed: register. Failed: reflect while retries remain, then register experimental."""
+    """Register a pass; reflect on a failure while retries remain, then go experimental."""
     if state.get("error"):
         return "answer"
     if state.get("report", {}).get("status") == "passed":
@@ -74,12 +74,12 @@ def after_verify(state: AgentState) -> Literal["register", "reflect", "answer"]:
 
 
 def after_reflect(state: AgentState) -> Literal["verify", "answer"]:
-    """A corrected implementation is verified again against the same suite."""
+    """Verify a corrected implementation against the same suite."""
     return "answer" if state.get("error") else "verify"
 
 
 def after_register(state: AgentState) -> Literal["execute", "answer"]:
-    """A registered tool then serves the request that asked for it."""
+    """Serve the request that asked for the tool just registered."""
     return "answer" if state.get("error") else "execute"
 
 

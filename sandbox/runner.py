@@ -177,6 +177,7 @@ def _warm_up():
 
 
 def main():
+    """Run the one job this runner was started for."""
     _make_undumpable()
     # A job already waiting means a cold start: warming up would only delay it.
     if not select.select([sys.stdin], [], [], 0)[0]:

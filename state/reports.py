@@ -14,7 +14,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def printable(text: str) -> str:
-    """Show control characters (terminal escapes included) as visible \\xNN escapes."""
+    r"""Show control characters (terminal escapes included) as visible \xNN escapes."""
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 

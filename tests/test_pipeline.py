@@ -281,3 +281,20 @@ def test_the_verify_band_asks_the_model_to_judge(make_agent, tmp_path, serves, r
     assert state["route"][3:] == route_tail
     assert state["judge"] == {"serves": serves, "reason": "scripted verdict"}
     assert state["usage"]["judge"]["calls"] == 1 and state["result"] == 42
+
+
+def test_enrich_windows_the_session_and_resets_the_turn():
+    from types import SimpleNamespace
+
+    from langchain_core.messages import AIMessage, HumanMessage
+
+    from graph.context import Context
+    from nodes.enrich import enrich
+
+    messages = [m for i in range(10) for m in (HumanMessage(f"q{i}"), AIMessage(f"a{i}"))]
+    runtime = SimpleNamespace(context=Context(history_turns=2))
+    update = enrich({"request": "  next  ", "messages": messages, "error": "old",
+                     "result": 1}, runtime)
+    assert [t["content"] for t in update["history"]] == ["q8", "a8", "q9", "a9"]
+    assert update["request"] == "next" and update["error"] == "" and update["result"] is None
+    assert enrich({"request": "   "}, runtime)["error"] == "enrich failed: the request is empty"

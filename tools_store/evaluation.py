@@ -95,7 +95,7 @@ def metrics(rows: list, thresholds: dict, model_id: str) -> dict:
 
 
 def single_threshold_baseline(rows: list) -> dict:
-    """The best one can do with one threshold on top-1 similarity and no other check."""
+    """Score the best single threshold on top-1 similarity, with no other check."""
     best = {"decision_accuracy": 0.0}
     for step in range(20, 96):
         threshold = step / 100

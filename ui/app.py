@@ -56,7 +56,7 @@ def render_event(container, item: dict) -> None:
 
 
 def chat_page(agent: Agent) -> None:
-    """The conversation, and a request's live progress."""
+    """Show the conversation and a request's live progress."""
     session = current_session()
     for message in agent.conversation(session):
         with st.chat_message(message["role"]):
@@ -133,7 +133,7 @@ def library_page(agent: Agent) -> None:
 
 
 def settings_page(agent: Agent) -> None:
-    """The model, the embedding model, the sandbox and the thresholds."""
+    """Show the model, the embedding model, the sandbox and the thresholds."""
     from graph import services
     from sandbox.cli import doctor
 
