@@ -22,10 +22,10 @@ INSTRUCTIONS = (
 @node("spec")
 def spec(state: dict, runtime: Runtime[Context]) -> dict:
     """Write the tool's specification; a name already taken is sent back once."""
-    taken = {r.name for r in library(runtime).list_tools(include_retired=False)}
+    tools = library(runtime)
 
     def check(reply: SpecReply) -> None:
-        if reply.name in taken:
+        if tools.name_taken(reply.name):
             raise ValueError(f"a tool named {reply.name!r} already exists; choose another name")
 
     reply, usage = invoke_structured(model(runtime), "spec", INSTRUCTIONS,

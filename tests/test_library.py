@@ -184,6 +184,13 @@ def test_served_requests_are_indexed(library):
     assert after.similarity > before and after.similarity > 0.99
     assert after.uses == 1 and after.success_rate == 1.0
     assert library.executions("kilometers_to_miles")[0]["session_id"] == "s1"
+    library.set_policy({"served_requests_indexed": 2})
+    for text in (request, "convert my 5 km walk", "a third distinct request about km"):
+        library.record_execution("kilometers_to_miles", 1, {"km": 5}, 3.1, True, request=text)
+    with library.connect() as conn:
+        rows = conn.execute("SELECT content FROM tool_index WHERE kind = 'request' "
+                            "ORDER BY content").fetchall()
+    assert [r["content"] for r in rows] == ["convert my 5 km walk", request]
 
 
 def test_index_built_by_another_model_must_be_reembedded(library):

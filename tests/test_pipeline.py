@@ -268,7 +268,7 @@ def test_database_down_is_a_clear_error():
 def test_the_verify_band_asks_the_model_to_judge(make_agent, tmp_path, serves, route_tail):
     other = {**SPEC, "name": "double_value"}
     replies = double_script(
-        spec=[SPEC, other],
+        spec=[SPEC, SPEC, other],  # the second turn first offers the taken name again
         tests=[{"tests": TESTS}, {"tests": TESTS.replace("double_number", "double_value")}],
         impl=[{"code": GOOD}, {"code": GOOD.replace("double_number", "double_value")}])
     replies.append({"step": "judge", "match": "",
@@ -281,6 +281,9 @@ def test_the_verify_band_asks_the_model_to_judge(make_agent, tmp_path, serves, r
     assert state["route"][3:] == route_tail
     assert state["judge"] == {"serves": serves, "reason": "scripted verdict"}
     assert state["usage"]["judge"]["calls"] == 1 and state["result"] == 42
+    if not serves:
+        assert state["usage"]["spec"]["calls"] == 2  # "already exists; choose another name"
+        assert state["tool"]["name"] == "double_value"
 
 
 def test_enrich_windows_the_session_and_resets_the_turn():

@@ -177,11 +177,13 @@ class ToolLibrary:
         return [(k, t) for k, t in docs if not (t in seen or seen.add(t))]
 
     def _write_index_rows(self, conn: psycopg.Connection, name: str, version: int,
-                          docs: list[tuple[str, str]], vectors: list[list[float]]) -> None:
+                          docs: list[tuple[str, str]], vectors: list[list[float]],
+                          replace: bool = True) -> None:
         # Written in the registration's own transaction (not through the store's separate
         # connection), so the index can never disagree with the committed library.
-        conn.execute(sql.SQL("DELETE FROM {} WHERE tool_name = %s").format(
-            sql.Identifier(INDEX_TABLE)), (name,))
+        if replace:
+            conn.execute(sql.SQL("DELETE FROM {} WHERE tool_name = %s").format(
+                sql.Identifier(INDEX_TABLE)), (name,))
         with conn.cursor() as cur:
             cur.executemany(
                 sql.SQL("INSERT INTO {} (langchain_id, content, embedding, tool_name, kind, "
@@ -285,6 +287,12 @@ class ToolLibrary:
             records.append(self._record(row))
         return records
 
+    def name_taken(self, name: str) -> bool:
+        """Tell whether a tool that is not retired has this name."""
+        return self._reader().execute(
+            "SELECT 1 FROM tools WHERE name = %s AND status <> 'retired'", (name,)
+        ).fetchone() is not None
+
     def versions(self, name: str) -> list[ToolRecord]:
         """Return every version of a tool, oldest first."""
         rows = self._reader().execute(
@@ -302,13 +310,13 @@ class ToolLibrary:
             (name, limit)).fetchall()
 
     def _served_requests(self, name: str) -> list[str]:
+        """Return the first distinct requests the tool served (up to the policy's cap)."""
         limit = self.policy().get("served_requests_indexed", 20)
         rows = self._reader().execute(
-            "SELECT DISTINCT ON (request) request, id FROM tool_executions "
-            "WHERE name = %s AND success AND request <> '' ORDER BY request, id DESC",
-            (name,)).fetchall()
-        rows.sort(key=lambda r: -r["id"])
-        return [r["request"] for r in rows[:limit]]
+            "SELECT request, min(id) AS first FROM tool_executions "
+            "WHERE name = %s AND success AND request <> '' GROUP BY request "
+            "ORDER BY first LIMIT %s", (name, limit)).fetchall()
+        return [r["request"] for r in rows]
 
     # -- changing the current version -------------------------------------------------------
 
@@ -350,10 +358,27 @@ class ToolLibrary:
             conn.execute("UPDATE tools SET uses = uses + 1, successes = successes + %s "
                          "WHERE name = %s", (int(success), name))
         if success and request.strip():
-            # A request the tool served is the best description of what it is for.
-            record = self.get(name)
-            with self.connect() as conn, conn.transaction():
-                self._reindex(conn, record)
+            self._index_served_request(name, version, request.strip())
+
+    def _index_served_request(self, name: str, version: int, request: str) -> None:
+        """Index a request the tool served: the best description of what it is for.
+
+        Only the new text is embedded, and only while the tool is under the policy's cap.
+        """
+        if request not in self._served_requests(name):
+            return  # already indexed, or past the cap
+        reader = self._reader()
+        indexed = reader.execute(sql.SQL(
+            "SELECT count(*) FILTER (WHERE content = %s) AS same, max(version) AS version "
+            "FROM {} WHERE tool_name = %s").format(sql.Identifier(INDEX_TABLE)),
+            (request, name)).fetchone()
+        if indexed["same"] or indexed["version"] != version:
+            return  # the text is there already, or the index serves another version
+        vector = self.vector_store().embeddings.embed_documents([request])
+        with self.connect() as conn, conn.transaction():
+            conn.execute("SELECT 1 FROM tools WHERE name = %s FOR UPDATE", (name,))
+            self._write_index_rows(conn, name, version, [("request", request)], vector,
+                                   replace=False)
 
     def log_reflection(self, name: str, attempt: int, failing_tests: list[dict],
                        note: str = "", session_id: str = "") -> None:
