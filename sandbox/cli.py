@@ -190,7 +190,7 @@ def _pool_memory_mb(size: int) -> float | None:
         time.sleep(1.0)
         total = 0
         ids = []
-        for container in list(backend.pool._ready):
+        for container in backend.pool.waiting():
             stats = container.stats(stream=False)
             total += stats.get("memory_stats", {}).get("usage", 0)
             ids.append(container.id)

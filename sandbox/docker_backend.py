@@ -69,7 +69,7 @@ class DockerBackend:
         self._client_lock = threading.Lock()
         self._reaper = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sea-reaper")
         self.pool = WarmPool(self, pool_size, idle_timeout) if pool_size > 0 else None
-        if self.name == "docker" and pool_size:
+        if self.pool:
             self.name = "docker-warm"
 
     def client(self):
@@ -204,10 +204,10 @@ class WarmPool:
         self._thread = threading.Thread(target=self._fill, name="sea-pool", daemon=True)
         self._thread.start()
 
-    def idle_count(self) -> int:
-        """Return how many containers wait for a job."""
+    def waiting(self) -> list:
+        """Return the containers that wait for a job (a snapshot)."""
         with self._cond:
-            return len(self._ready)
+            return list(self._ready)
 
     def take(self):
         """Return a started container, or None when none is ready (the caller starts one)."""

@@ -114,7 +114,7 @@ def test_warm_pool_is_single_use_and_leaves_nothing():
     sandbox = _sandbox("docker", pool_size=2)
     pool = sandbox.backend.pool
     assert pool.wait_ready(60)
-    first_ids = {c.id for c in pool._ready}
+    first_ids = {c.id for c in pool.waiting()}
     writer = "def f():\n    open('/tmp/left', 'w').write('x')\n    return 1\n"
     reader = "import os\ndef f():\n    return os.path.exists('/tmp/left')\n"
     assert sandbox.call(writer, "f", {}).ok
@@ -122,7 +122,7 @@ def test_warm_pool_is_single_use_and_leaves_nothing():
     result = sandbox.call(reader, "f", {})
     assert result.ok and result.result is False
     assert pool.wait_ready(60)
-    assert not first_ids & {c.id for c in pool._ready}  # both used ones were replaced
+    assert not first_ids & {c.id for c in pool.waiting()}  # both used ones were replaced
     report = sandbox.verify(IMPL, TESTS)
     assert report.status == "failed" and report.backend == "docker-warm"
     sandbox.close()
@@ -140,9 +140,9 @@ def test_idle_pool_expires():
     import time
 
     deadline = time.monotonic() + 20
-    while backend.pool.idle_count() and time.monotonic() < deadline:
+    while backend.pool.waiting() and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert backend.pool.idle_count() == 0
+    assert backend.pool.waiting() == []
     backend.close()
     assert sandbox_containers() == []
 
