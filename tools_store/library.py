@@ -54,6 +54,17 @@ def _crash_point(name: str) -> None:
         os._exit(86)
 
 
+def _overlay(base: dict, changes: dict) -> dict:
+    """Return a copy of ``base`` with ``changes`` applied, merging nested dicts one level."""
+    merged = json.loads(json.dumps(base))
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key].update(value)
+        else:
+            merged[key] = value
+    return merged
+
+
 def code_hash(code: str) -> str:
     """Return the hash that identifies an implementation."""
     return hashlib.sha256(code.encode()).hexdigest()
@@ -168,11 +179,11 @@ class ToolLibrary:
                     metadata_columns=["tool_name", "kind", "version"])
             return self._store
 
-    def _index_docs(self, spec: ToolSpec, requests: Iterable[str] = ()) -> list[tuple[str, str]]:
-        """Return the (kind, text) pairs a tool is found by."""
+    def _index_docs(self, spec: ToolSpec) -> list[tuple[str, str]]:
+        """Return the (kind, text) pairs a tool is found by, served requests included."""
         docs = [("purpose", spec.index_text())]
         docs += [("example", e.strip()) for e in spec.examples[:10] if e.strip()]
-        docs += [("request", r.strip()) for r in requests if r.strip()]
+        docs += [("request", r.strip()) for r in self._served_requests(spec.name) if r.strip()]
         seen: set[str] = set()
         return [(k, t) for k, t in docs if not (t in seen or seen.add(t))]
 
@@ -211,8 +222,7 @@ class ToolLibrary:
         for spec, *_ in items:
             check_tool_name(spec.name)
         store = self.vector_store()
-        served = {spec.name: self._served_requests(spec.name) for spec, *_ in items}
-        all_docs = [self._index_docs(spec, served[spec.name]) for spec, *_ in items]
+        all_docs = [self._index_docs(spec) for spec, *_ in items]
         # Embed before the transaction: a failing model must leave nothing behind.
         flat = [text for docs in all_docs for _, text in docs]
         vectors = store.embeddings.embed_documents(flat) if flat else []
@@ -321,7 +331,7 @@ class ToolLibrary:
     # -- changing the current version -------------------------------------------------------
 
     def _reindex(self, conn: psycopg.Connection, record: ToolRecord) -> None:
-        docs = self._index_docs(record.spec, self._served_requests(record.name))
+        docs = self._index_docs(record.spec)
         vectors = self.vector_store().embeddings.embed_documents([t for _, t in docs])
         self._write_index_rows(conn, record.name, record.version, docs, vectors)
 
@@ -403,22 +413,11 @@ class ToolLibrary:
         """Return the newest policy, over the defaults."""
         row = self._reader().execute(
             "SELECT value FROM policies ORDER BY version DESC LIMIT 1").fetchone()
-        merged = json.loads(json.dumps(DEFAULT_POLICY))
-        for key, value in (row["value"] if row else {}).items():
-            if isinstance(value, dict) and isinstance(merged.get(key), dict):
-                merged[key].update(value)
-            else:
-                merged[key] = value
-        return merged
+        return _overlay(DEFAULT_POLICY, row["value"] if row else {})
 
     def set_policy(self, changes: dict, note: str = "") -> int:
         """Store a new policy version with ``changes`` applied; return its version."""
-        value = self.policy()
-        for key, change in changes.items():
-            if isinstance(change, dict) and isinstance(value.get(key), dict):
-                value[key].update(change)
-            else:
-                value[key] = change
+        value = _overlay(self.policy(), changes)
         with self.connect() as conn, conn.transaction():
             conn.execute("LOCK TABLE policies IN EXCLUSIVE MODE")
             version = conn.execute("SELECT coalesce(max(version), 0) + 1 AS v "
@@ -486,7 +485,7 @@ class ToolLibrary:
         tools = self.list_tools()
         prepared = []
         for record in progress(tools):
-            docs = self._index_docs(record.spec, self._served_requests(record.name))
+            docs = self._index_docs(record.spec)
             prepared.append((record, docs, embeddings.embed_documents([t for _, t in docs])))
         with self.connect() as conn, conn.transaction():
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(INDEX_TABLE)))
