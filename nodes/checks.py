@@ -6,7 +6,7 @@ import ast
 import hashlib
 
 from sandbox.core import declared_tests
-from state.tools import PY_TYPES, ToolSpec
+from tools_store.models import PY_TYPES, ToolSpec
 
 # Names an implementation has no business touching: the suite, pytest, the runner.
 FORBIDDEN_IN_IMPLEMENTATION = ("test_tool", "conftest", "pytest", "_pytest", "sea-frame",

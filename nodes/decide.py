@@ -7,7 +7,7 @@ from langgraph.runtime import Runtime
 from graph.context import Context
 from graph.model import invoke_structured
 from state.replies import JudgeReply
-from state.tools import SearchResult
+from tools_store.models import SearchResult
 from tools_store import discovery
 
 from .common import event, library, model, node

@@ -9,7 +9,7 @@ from langgraph.runtime import Runtime
 from graph.context import Context
 from graph.model import invoke_structured
 from state.replies import ImplReply
-from state.tools import ToolSpec
+from tools_store.models import ToolSpec
 
 from .checks import check_implementation
 from .common import event, model, node

@@ -7,8 +7,8 @@ from langgraph.runtime import Runtime
 from graph.context import Context
 from graph.model import invoke_structured
 from state.replies import ImplReply
-from state.reports import VerifyReport
-from state.tools import ToolSpec
+from sandbox.reports import VerifyReport
+from tools_store.models import ToolSpec
 
 from .checks import check_implementation
 from .common import event, library, model, node

@@ -5,7 +5,7 @@ from __future__ import annotations
 from langgraph.runtime import Runtime
 
 from graph.context import Context
-from state.tools import ToolSpec
+from tools_store.models import ToolSpec
 
 from .checks import tests_hash
 from .common import event, library, node

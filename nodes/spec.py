@@ -7,7 +7,7 @@ from langgraph.runtime import Runtime
 from graph.context import Context
 from graph.model import invoke_structured
 from state.replies import SpecReply
-from state.tools import ToolSpec
+from tools_store.models import ToolSpec
 
 from .common import event, library, model, node
 

@@ -9,7 +9,7 @@ from langgraph.runtime import Runtime
 from graph.context import Context
 from graph.model import invoke_structured
 from state.replies import TestsReply
-from state.tools import ToolSpec
+from tools_store.models import ToolSpec
 
 from .checks import check_tests, tests_hash
 from .common import event, library, model, node

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
-from state.reports import CallResult, TestOutcome, VerifyReport
+from .reports import CallResult, TestOutcome, VerifyReport
 
 from .runner import FRAME_MARKER
 

@@ -1,5 +1,5 @@
-"""The graph state and the pydantic models that cross boundaries.
+"""The graph state and the replies the model must give at each step.
 
-Importing this package imports nothing from LangGraph, so the sandbox and the tool library
-may use its models; the graph state itself lives in ``state.graph_state``.
+Below the nodes and above the libraries: it may use the libraries' models (a tool spec,
+a sandbox report), and nothing below it imports it.
 """

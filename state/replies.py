@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from .tools import ToolSpec
+from tools_store.models import ToolSpec
 
 
 class PlanReply(BaseModel):

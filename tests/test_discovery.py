@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from state.tools import Candidate
+from tools_store.models import Candidate
 from tools_store.discovery import conflict, decide, rank_score
 
 

@@ -11,7 +11,7 @@ import uuid
 import pytest
 from pydantic import ValidationError
 
-from state.tools import InvalidToolName, ToolSpec, check_tool_name
+from tools_store.models import InvalidToolName, ToolSpec, check_tool_name
 from tools_store.library import IndexModelMismatch, ToolExists, ToolLibrary, ToolNotFound
 from tools_store.migrations import migrate
 
@@ -147,7 +147,7 @@ def test_registration_is_atomic_across_a_crash(library, point, survives):
         from pathlib import Path
         os.environ["SEA_CRASH_AT"] = {point!r}
         from tools_store.library import ToolLibrary
-        from state.tools import ToolSpec
+        from tools_store.models import ToolSpec
         lib = ToolLibrary(schema={library.schema!r}, files_dir=Path({str(library.files_dir)!r}))
         lib.register(ToolSpec(name="circle_area", description="Area of a circle."),
                      "def circle_area(r):\\n    return 3.14159 * r * r\\n", "")

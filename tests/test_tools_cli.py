@@ -10,7 +10,7 @@ import uuid
 
 from servers import ROOT
 
-from state.tools import ToolSpec
+from tools_store.models import ToolSpec
 from tools_store.library import ToolLibrary
 
 

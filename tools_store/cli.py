@@ -116,7 +116,7 @@ THINGS = ["temperatures", "distances", "dates", "invoices", "emails", "colors", 
 
 
 def _synthetic_spec(i: int):
-    from state.tools import ToolSpec
+    from tools_store.models import ToolSpec
 
     verb, thing = WORDS[i % len(WORDS)], THINGS[(i // len(WORDS)) % len(THINGS)]
     return ToolSpec(name=f"bench_tool_{i}",

@@ -10,14 +10,17 @@ from pathlib import Path
 
 import psycopg
 
-from state.settings import sea_home
-
 _lock = threading.Lock()
 _servers: dict[Path, object] = {}
 
 
 class DatabaseUnavailable(RuntimeError):
     """PostgreSQL could not be started or reached."""
+
+
+def sea_home() -> Path:
+    """Return the data directory (``SEA_HOME``, default ``.sea`` in the working directory)."""
+    return Path(os.environ.get("SEA_HOME") or Path.cwd() / ".sea").resolve()
 
 
 def embedded_url(home: Path | None = None) -> str:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import re
 
-from state.tools import Candidate, Decision
+from .models import Candidate, Decision
 
 # Sets of mutually exclusive alternatives in the vocabulary of small utility tools.
 CONTRASTS: list[set[str]] = [

@@ -7,7 +7,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from state.tools import ToolSpec
+from .models import ToolSpec
 
 from .library import ToolLibrary
 

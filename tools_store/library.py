@@ -22,10 +22,10 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from state.settings import sea_home
-from state.tools import Candidate, SearchResult, ToolRecord, ToolSpec, check_tool_name
+from .models import Candidate, SearchResult, ToolRecord, ToolSpec, check_tool_name
 
 from . import db, discovery
+from .db import sea_home
 from .embeddings import embedding_model_id, load_embeddings
 from .migrations import DEFAULT_POLICY, migrate
 
