@@ -6,12 +6,12 @@ from typing import Literal
 
 from langgraph.graph import END, START, StateGraph
 
-from graph.context import Context
 from nodes.answer import answer
 from nodes.decide import decide
 from nodes.enrich import enrich
 from nodes.execute import execute
 from nodes.impl import impl
+from nodes.kit.context import Context
 from nodes.plan import plan
 from nodes.reflect import reflect
 from nodes.register import register
@@ -22,19 +22,14 @@ from nodes.verify import verify
 from state.graph_state import AgentState
 
 
-def after_enrich(state: AgentState) -> Literal["plan", "answer"]:
-    """End the turn at once on an unusable request."""
-    return "answer" if state.get("error") else "plan"
+def ok_or_answer(state: AgentState) -> Literal["next", "answer"]:
+    """Go on to the next step, or end the turn through ``answer`` on an error."""
+    return "answer" if state.get("error") else "next"
 
 
 def after_plan(state: AgentState) -> Literal["retrieve", "answer"]:
     """Multi-step plans are detected and explained, not run (yet)."""
     return "answer" if state.get("error") or state.get("decision") == "multi" else "retrieve"
-
-
-def after_retrieve(state: AgentState) -> Literal["decide", "answer"]:
-    """End the turn when the library cannot be searched."""
-    return "answer" if state.get("error") else "decide"
 
 
 def after_decide(state: AgentState) -> Literal["execute", "spec", "answer"]:
@@ -47,40 +42,15 @@ def after_decide(state: AgentState) -> Literal["execute", "spec", "answer"]:
     return "spec"
 
 
-def after_spec(state: AgentState) -> Literal["tests", "answer"]:
-    """Write the tests from the spec alone."""
-    return "answer" if state.get("error") else "tests"
-
-
-def after_tests(state: AgentState) -> Literal["impl", "answer"]:
-    """Implement only after the suite is frozen."""
-    return "answer" if state.get("error") else "impl"
-
-
-def after_impl(state: AgentState) -> Literal["verify", "answer"]:
-    """Only code that passed the static checks reaches the sandbox."""
-    return "answer" if state.get("error") else "verify"
-
-
 def after_verify(state: AgentState) -> Literal["register", "reflect", "answer"]:
     """Register a pass; reflect on a failure while retries remain, then go experimental."""
     if state.get("error"):
         return "answer"
     if state.get("report", {}).get("status") == "passed":
         return "register"
-    if state.get("attempts", 0) <= state.get("retry_limit", 2):
+    if state.get("attempts", 0) <= state["policy"]["max_retries"]:
         return "reflect"
     return "register"
-
-
-def after_reflect(state: AgentState) -> Literal["verify", "answer"]:
-    """Verify a corrected implementation against the same suite."""
-    return "answer" if state.get("error") else "verify"
-
-
-def after_register(state: AgentState) -> Literal["execute", "answer"]:
-    """Serve the request that asked for the tool just registered."""
-    return "answer" if state.get("error") else "execute"
 
 
 def build_graph() -> StateGraph:
@@ -92,18 +62,17 @@ def build_graph() -> StateGraph:
                            ("execute", execute), ("answer", answer)]:
         builder.add_node(name, function)
     builder.add_edge(START, "enrich")
-    builder.add_conditional_edges("enrich", after_enrich)
+    # Steps that either go on or end the turn with a clear error (one path map each).
+    for step, following in [("enrich", "plan"), ("retrieve", "decide"), ("spec", "tests"),
+                            ("tests", "impl"), ("impl", "verify"), ("reflect", "verify"),
+                            ("register", "execute")]:
+        builder.add_conditional_edges(step, ok_or_answer, {"next": following,
+                                                           "answer": "answer"})
     builder.add_conditional_edges("plan", after_plan)
-    builder.add_conditional_edges("retrieve", after_retrieve)
-    # The thresholds live in the library's decision; the verify band is judged inside decide.
+    # Reuse runs the tool at once; everything else goes through spec, tests and impl.
     builder.add_conditional_edges("decide", after_decide)
-    builder.add_conditional_edges("spec", after_spec)
-    builder.add_conditional_edges("tests", after_tests)
-    builder.add_conditional_edges("impl", after_impl)
     # The bounded repair loop: verify -> reflect -> verify, counted in ``attempts``.
     builder.add_conditional_edges("verify", after_verify)
-    builder.add_conditional_edges("reflect", after_reflect)
-    builder.add_conditional_edges("register", after_register)
     builder.add_edge("execute", "answer")
     builder.add_edge("answer", END)
     return builder

@@ -7,11 +7,11 @@ import json
 from langchain_core.messages import AIMessage
 from langgraph.runtime import Runtime
 
-from graph.context import Context
-from graph.model import StepError, invoke_structured
 from state.replies import AnswerReply
 
-from .common import event, model, node
+from .kit.context import Context
+from .kit.model import StepError, invoke_structured
+from .kit.node import event, model, node
 
 INSTRUCTIONS = ("Answer the user's request in one or two sentences from the tool's result. "
                 "State the result exactly; do not invent anything.")
@@ -26,7 +26,7 @@ def answer(state: dict, runtime: Runtime[Context]) -> dict:
     tool = state.get("tool") or {}
     if state.get("error"):
         text = f"Sorry, I could not complete this: {state['error']}"
-    elif state.get("answer") and not state.get("call"):
+    elif state.get("answer"):
         text = state["answer"]  # decided without running a tool (multi-step, existing tool)
     else:
         result = json.dumps(state.get("result"))[:2000]
@@ -39,5 +39,5 @@ def answer(state: dict, runtime: Runtime[Context]) -> dict:
             text = f"{tool.get('name')} returned {result}."  # the result, said plainly
     if tool.get("status") == "experimental" and not state.get("error"):
         text = EXPERIMENTAL.format(name=tool["name"]) + text
-    return {"answer": text, "messages": [AIMessage(text)], "usage": usage,
-            "events": [event("answer", text)]}
+    event("answer", text)
+    return {"answer": text, "messages": [AIMessage(text)], "usage": usage}

@@ -1,33 +1,59 @@
-"""decide: reuse a tool or synthesize one; in the verify band a model judges the candidate."""
+"""decide: reuse a tool or synthesize one; in the verify band a model judges the candidate.
+
+The one place the reuse decision is made: the library only ranks.
+"""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from langgraph.runtime import Runtime
 
-from graph.context import Context
-from graph.model import invoke_structured
 from state.replies import JudgeReply
-from tools_store.models import SearchResult
-from tools_store import discovery
+from tools_store.models import Candidate, SearchResult
 
-from .common import event, library, model, node
+from .kit.context import Context
+from .kit.model import invoke_structured
+from .kit.node import event, library, model, node
 
+Decision = Literal["reuse", "verify", "synthesize"]
 INSTRUCTIONS = (
     "Judge whether an existing tool really serves the request. It serves it only if the "
     "request's inputs map onto the tool's parameters and the tool computes what is asked, in "
     "the same direction (Celsius to Fahrenheit is not Fahrenheit to Celsius).")
 
 
+def choose(candidates: list[Candidate], reuse: float, verify: float
+           ) -> tuple[Decision, Candidate | None, str]:
+    """Choose reuse, verify or synthesize for ranked ``candidates``."""
+    # Only the best candidate may be reused directly: when it is a near miss, the runner-up
+    # is usually a further miss (after "shortest word" fails on longest_word, word_count).
+    top = candidates[0] if candidates else None
+    if top and top.similarity >= reuse and not top.conflict and top.status == "verified":
+        return "reuse", top, (f"{top.name} matches with similarity "
+                              f"{top.similarity:.2f} >= {reuse:.2f}")
+    for candidate in candidates:
+        if candidate.similarity >= verify:
+            why = candidate.conflict or (
+                "the tool is experimental" if candidate.status != "verified"
+                else f"similarity {candidate.similarity:.2f} is in the verify band")
+            return "verify", candidate, why
+    best = max((c.similarity for c in candidates), default=0.0)
+    return "synthesize", None, f"no tool is close enough (best similarity {best:.2f})"
+
+
+def preview(result: SearchResult) -> tuple[Decision, Candidate | None, str]:
+    """Return what the graph would decide on ``result`` before any judge (CLI, app, evals)."""
+    return choose(result.candidates, result.thresholds["reuse"], result.thresholds["verify"])
+
+
 @node("decide")
 def decide(state: dict, runtime: Runtime[Context]) -> dict:
     """Turn the library's ranking into this turn's decision."""
     result = SearchResult.model_validate(state["search"])
-    overrides = {"reuse": runtime.context.reuse_threshold,
-                 "verify": runtime.context.verify_threshold}
-    limits = {**result.thresholds, **{k: v for k, v in overrides.items() if v is not None}}
-    decision, chosen, reason = discovery.decide(result.candidates, limits["reuse"],
-                                                limits["verify"])
-    update: dict = {"usage": {}}
+    policy = state["policy"]
+    decision, chosen, reason = choose(result.candidates, policy["reuse"], policy["verify"])
+    update: dict = {}
     if decision == "verify" and chosen is not None and not state.get("force_synthesis"):
         record = library(runtime).get(chosen.name)
         body = (f"Candidate tool: {record.spec.signature()}\n{record.spec.description}\n"
@@ -50,6 +76,5 @@ def decide(state: dict, runtime: Runtime[Context]) -> dict:
                                 "instead of building a duplicate.")
     else:
         decision = "synthesize"
-    update.update(decision=decision,
-                  events=[event("decide", f"{decision}: {reason}", decision=decision)])
-    return update
+    event("decide", f"{decision}: {reason}", decision=decision)
+    return {**update, "decision": decision}

@@ -7,12 +7,12 @@ from pathlib import Path
 
 from langgraph.runtime import Runtime
 
-from graph.context import Context
-from graph.model import StepError, invoke_structured
 from state.replies import ArgsReply
 
-from .checks import check_arguments
-from .common import event, history_text, library, model, node, sandbox
+from .kit.checks import check_arguments
+from .kit.context import Context
+from .kit.model import StepError, invoke_structured
+from .kit.node import event, history_text, library, model, node, sandbox
 
 INSTRUCTIONS = (
     "Extract the arguments for a call of the tool from the request (and the conversation, "
@@ -40,21 +40,20 @@ def execute(state: dict, runtime: Runtime[Context]) -> dict:
     except StepError as exc:
         raise StepError(f"could not extract valid arguments for {record.name}: {exc}") from exc
     arguments = holder["arguments"]
-    events = [event("execute", f"calling {record.name}({json.dumps(arguments)[:200]})",
-                    arguments=arguments)]
+    event("execute", f"calling {record.name}({json.dumps(arguments)[:200]})",
+          arguments=arguments)
     call = sandbox(runtime).call(record.code, record.name, arguments,
                                  files=runtime.context.input_files)
     lib.record_execution(record.name, record.version, arguments,
                          call.result if call.ok else None, call.ok,
                          call.describe_error(), call.duration,
                          runtime.context.session_id, state["standalone_request"])
-    update = {"arguments": arguments, "call": call.model_dump(), "usage": {"args": usage}}
+    update = {"arguments": arguments, "usage": {"args": usage}}
     if call.ok:
         update["result"] = call.result
-        events.append(event("execute", f"result: {json.dumps(call.result)[:300]}",
-                            ok=True, duration=call.duration))
+        event("execute", f"result: {json.dumps(call.result)[:300]}", ok=True,
+              duration=call.duration, result=call.result)
     else:
         update["error"] = f"{record.name} failed: {call.describe_error()}"
-        events.append(event("execute", update["error"], ok=False, level="error"))
-    update["events"] = events
+        event("execute", update["error"], ok=False, level="error")
     return update

@@ -6,13 +6,13 @@ import json
 
 from langgraph.runtime import Runtime
 
-from graph.context import Context
-from graph.model import invoke_structured
 from state.replies import ImplReply
 from tools_store.models import ToolSpec
 
-from .checks import check_implementation
-from .common import event, model, node
+from .kit.checks import check_implementation
+from .kit.context import Context
+from .kit.model import invoke_structured
+from .kit.node import event, model, node
 
 INSTRUCTIONS = (
     "Implement the specified function as a complete Python module that passes the given "
@@ -34,5 +34,5 @@ def impl(state: dict, runtime: Runtime[Context]) -> dict:
     reply, usage = invoke_structured(model(runtime), "impl", INSTRUCTIONS,
                                      state["standalone_request"], implementation_prompt(state),
                                      ImplReply, lambda r: check_implementation(r.code, tool_spec))
-    return {"implementation": reply.code, "usage": {"impl": usage},
-            "events": [event("impl", "implementation written", code=reply.code)]}
+    event("impl", "implementation written", code=reply.code)
+    return {"implementation": reply.code, "usage": {"impl": usage}}

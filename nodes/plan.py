@@ -6,11 +6,11 @@ import re
 
 from langgraph.runtime import Runtime
 
-from graph.context import Context
-from graph.model import invoke_structured
 from state.replies import PlanReply
 
-from .common import event, history_text, model, node
+from .kit.context import Context
+from .kit.model import invoke_structured
+from .kit.node import event, history_text, model, node
 
 CREATE = re.compile(r"\b(create|build|make|write|generate)\b.{0,40}\b(tool|function)\b",
                     re.IGNORECASE)
@@ -36,5 +36,5 @@ def plan(state: dict, runtime: Runtime[Context]) -> dict:
             "supported yet: ask for one step at a time."))
     message = f"{reply.kind} tool: {reply.standalone_request}" + (
         " (explicit request to create a tool)" if forced else "")
-    update["events"] = [event("plan", message, plan=reply.model_dump())]
+    event("plan", message, plan=reply.model_dump())
     return update

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from langgraph.runtime import Runtime
 
-from graph.context import Context
-from graph.model import invoke_structured
-from state.replies import ImplReply
 from sandbox.reports import VerifyReport
+from state.replies import ImplReply
 from tools_store.models import ToolSpec
 
-from .checks import check_implementation
-from .common import event, library, model, node
 from .impl import implementation_prompt
+from .kit.checks import check_implementation
+from .kit.context import Context
+from .kit.model import invoke_structured
+from .kit.node import event, library, model, node
 
 INSTRUCTIONS = (
     "Your implementation failed its frozen tests. Fix the implementation so that every test "
@@ -34,6 +34,6 @@ def reflect(state: dict, runtime: Runtime[Context]) -> dict:
                                      lambda r: check_implementation(r.code, tool_spec))
     library(runtime).log_reflection(tool_spec.name, state.get("attempts", 0), failures,
                                     reply.notes, runtime.context.session_id)
-    return {"implementation": reply.code, "usage": {"reflect": usage},
-            "events": [event("reflect", f"reflection {state.get('attempts', 0)}: fixing "
-                             f"{len(failures)} failing tests", code=reply.code)]}
+    event("reflect", f"reflection {state.get('attempts', 0)}: fixing {len(failures)} failing "
+          "tests", code=reply.code)
+    return {"implementation": reply.code, "usage": {"reflect": usage}}

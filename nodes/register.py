@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from langgraph.runtime import Runtime
 
-from graph.context import Context
 from tools_store.models import ToolSpec
 
-from .checks import tests_hash
-from .common import event, library, node
+from .kit.checks import tests_hash
+from .kit.context import Context
+from .kit.model import StepError
+from .kit.node import event, library, node
 
 
 @node("register")
 def register(state: dict, runtime: Runtime[Context]) -> dict:
     """Register the tool: verified when its suite passed, experimental otherwise."""
     if tests_hash(state["tests"]) != state["tests_hash"]:
-        raise ValueError("the tests changed after they were frozen; refusing to register")
+        raise StepError("the tests changed after they were frozen; refusing to register")
     report = state["report"]
     status = "verified" if report.get("status") == "passed" else "experimental"
     reason = "created" if status == "verified" else (
@@ -26,5 +27,5 @@ def register(state: dict, runtime: Runtime[Context]) -> dict:
     message = f"registered {record.name} v{record.version} ({status})"
     if status == "experimental":
         message += ": its tests did not all pass"
-    return {"tool": {"name": record.name, "version": record.version, "status": status},
-            "events": [event("register", message, status=status)]}
+    event("register", message, status=status)
+    return {"tool": {"name": record.name, "version": record.version, "status": status}}

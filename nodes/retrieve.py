@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from langgraph.runtime import Runtime
 
-from graph.context import Context
-
-from .common import event, library, node
+from .kit.context import Context
+from .kit.node import event, library, node
 
 
 @node("retrieve")
@@ -18,6 +17,5 @@ def retrieve(state: dict, runtime: Runtime[Context]) -> dict:
     summary = ", ".join(f"{c['name']} (similarity {c['similarity']:.2f}, score "
                         f"{c['score']:.2f}{'; ' + c['conflict'] if c['conflict'] else ''})"
                         for c in top) or "no tools yet"
-    return {"search": result.model_dump(mode="json"),
-            "events": [event("retrieve", f"candidates: {summary}", candidates=top,
-                             decision=result.decision)]}
+    event("retrieve", f"candidates: {summary}", candidates=top)
+    return {"search": result.model_dump(mode="json")}

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from langgraph.runtime import Runtime
 
-from graph.context import Context
-from graph.model import invoke_structured
 from state.replies import SpecReply
 from tools_store.models import ToolSpec
 
-from .common import event, library, model, node
+from .kit.context import Context
+from .kit.model import invoke_structured
+from .kit.node import event, library, model, node
 
 INSTRUCTIONS = (
     "Write the specification of one pure Python function that serves the request and "
@@ -31,6 +31,5 @@ def spec(state: dict, runtime: Runtime[Context]) -> dict:
     reply, usage = invoke_structured(model(runtime), "spec", INSTRUCTIONS,
                                      state["standalone_request"], "", SpecReply, check)
     tool_spec = ToolSpec.model_validate(reply.model_dump())
-    return {"spec": tool_spec.model_dump(), "usage": {"spec": usage},
-            "events": [event("spec", f"spec: {tool_spec.signature()}",
-                             spec=tool_spec.model_dump())]}
+    event("spec", f"spec: {tool_spec.signature()}", spec=tool_spec.model_dump())
+    return {"spec": tool_spec.model_dump(), "usage": {"spec": usage}}

@@ -6,13 +6,13 @@ import json
 
 from langgraph.runtime import Runtime
 
-from graph.context import Context
-from graph.model import invoke_structured
 from state.replies import TestsReply
 from tools_store.models import ToolSpec
 
-from .checks import check_tests, tests_hash
-from .common import event, library, model, node
+from .kit.checks import check_tests, tests_hash
+from .kit.context import Context
+from .kit.model import invoke_structured
+from .kit.node import event, model, node
 
 INSTRUCTIONS = (
     "Write a pytest suite for the specified function before it exists. Import it with "
@@ -25,15 +25,11 @@ INSTRUCTIONS = (
 def tests(state: dict, runtime: Runtime[Context]) -> dict:
     """Write and freeze the suite."""
     tool_spec = ToolSpec.model_validate(state["spec"])
-    policy = library(runtime).policy()
-    min_tests = int(policy.get("min_tests", 3))
-    retries = runtime.context.max_retries
-    retry_limit = int(policy.get("max_retries", 2) if retries is None else retries)
+    min_tests = state["policy"]["min_tests"]
     reply, usage = invoke_structured(
         model(runtime), "tests", INSTRUCTIONS, state["standalone_request"],
         "Specification:\n" + json.dumps(tool_spec.model_dump(), indent=2), TestsReply,
         lambda r: check_tests(r.tests, tool_spec, min_tests))
+    event("tests", "tests written and frozen", tests=reply.tests)
     return {"tests": reply.tests, "tests_hash": tests_hash(reply.tests),
-            "retry_limit": retry_limit,
-            "usage": {"tests": usage},
-            "events": [event("tests", "tests written and frozen", tests=reply.tests)]}
+            "usage": {"tests": usage}}

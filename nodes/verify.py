@@ -4,23 +4,23 @@ from __future__ import annotations
 
 from langgraph.runtime import Runtime
 
-from graph.context import Context
-
-from .checks import tests_hash
-from .common import event, node, sandbox
+from .kit.checks import tests_hash
+from .kit.context import Context
+from .kit.model import StepError
+from .kit.node import event, node, sandbox
 
 
 @node("verify")
 def verify(state: dict, runtime: Runtime[Context]) -> dict:
     """Verify, after proving the suite is the one that was frozen."""
     if tests_hash(state["tests"]) != state["tests_hash"]:
-        raise ValueError("the tests changed after they were frozen; refusing to verify")
+        raise StepError("the tests changed after they were frozen; refusing to verify")
     report = sandbox(runtime).verify(state["implementation"], state["tests"],
                                      files=runtime.context.input_files)
     update = {"report": report.model_dump(), "attempts": 1}
     if report.status == "unavailable":
         update["error"] = f"the sandbox is unavailable: {report.detail}"
     failed = [{"name": t.name, "message": t.message[-400:]} for t in report.failures()]
-    update["events"] = [event("verify", f"sandbox: {report.summary()}", status=report.status,
-                              passed=report.passed, failed=report.failed, failures=failed)]
+    event("verify", f"sandbox: {report.summary()}", status=report.status,
+          passed=report.passed, failed=report.failed, failures=failed)
     return update

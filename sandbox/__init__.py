@@ -10,10 +10,11 @@ import atexit
 import os
 import threading
 
-from .core import Limits, Sandbox, SandboxUnavailable
+from .core import Limits, Sandbox
+from .errors import SandboxError, SandboxUnavailable
 
-__all__ = ["Limits", "Sandbox", "SandboxUnavailable", "close_shared", "make_sandbox",
-           "shared_sandbox"]
+__all__ = ["Limits", "Sandbox", "SandboxError", "SandboxUnavailable", "close_shared",
+           "make_sandbox", "shared_sandbox"]
 
 BACKENDS = ("docker", "bwrap")
 
@@ -29,7 +30,7 @@ def make_sandbox(backend: str = "docker", pool_size: int = 0,
         from .bwrap_backend import BwrapBackend
 
         return Sandbox(BwrapBackend(limits=limits))
-    raise ValueError(f"unknown sandbox backend {backend!r}; choose one of {BACKENDS}")
+    raise SandboxError(f"unknown sandbox backend {backend!r}; choose one of {BACKENDS}")
 
 
 _shared: dict[tuple[str, int], Sandbox] = {}

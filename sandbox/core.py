@@ -2,6 +2,9 @@
 
 Backends only move a job into an isolated runner and bring its frame back; turning a frame
 into a report, and distrusting it while doing so, happens here once for all of them.
+
+Why this module is long: the cross-checks of a frame against the facts of its run belong
+together, next to the interface whose promise they keep.
 """
 
 from __future__ import annotations
@@ -15,17 +18,13 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
+from .errors import SandboxError, SandboxUnavailable  # noqa: F401  (re-exported)
 from .reports import CallResult, TestOutcome, VerifyReport
-
 from .runner import FRAME_MARKER
 
 MAX_INPUT_BYTES = 32 * 1024 * 1024
 TEST_FILE = "test_tool.py"
 TOOL_FILE = "tool.py"
-
-
-class SandboxUnavailable(RuntimeError):
-    """The sandbox cannot run anything: no daemon, no image, no bubblewrap, no limits."""
 
 
 def _env_float(name: str, default: float) -> float:

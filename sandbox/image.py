@@ -18,7 +18,6 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-
 PACKAGE_DIR = Path(__file__).resolve().parent
 RUNNER = PACKAGE_DIR / "runner.py"
 DOCKERFILE = PACKAGE_DIR / "Dockerfile"
@@ -43,7 +42,10 @@ def image_tag() -> str:
 def rootfs_dir() -> Path:
     """Return where the offline root filesystem lives (also bubblewrap's root)."""
     override = os.environ.get("SEA_SANDBOX_ROOTFS")
-    return Path(override) if override else Path(os.environ.get("SEA_HOME") or Path.cwd() / ".sea").resolve() / "sandbox" / "rootfs"
+    if override:
+        return Path(override)
+    home = Path(os.environ.get("SEA_HOME") or Path.cwd() / ".sea").resolve()
+    return home / "sandbox" / "rootfs"
 
 
 def apt_mirror() -> str:

@@ -42,7 +42,7 @@ def _sandbox(backend: str, pool_size: int = 0):
     from dataclasses import replace
 
     from sandbox import Limits, make_sandbox
-    from sandbox.cli import doctor
+    from sandbox.doctor import doctor
 
     info = doctor()["docker" if backend == "docker" else "bwrap"]
     require(bool(info.get("ok")), f"{backend} sandbox unavailable: {info.get('error')}")

@@ -10,12 +10,10 @@ from pathlib import Path
 
 import psycopg
 
+from .errors import DatabaseUnavailable
+
 _lock = threading.Lock()
 _servers: dict[Path, object] = {}
-
-
-class DatabaseUnavailable(RuntimeError):
-    """PostgreSQL could not be started or reached."""
 
 
 def sea_home() -> Path:

@@ -1,4 +1,4 @@
-"""Ranking candidates and deciding reuse / verify / synthesize.
+"""Signals for ranking candidates: re-ranking scores and near-miss conflicts.
 
 Similarity alone cannot tell "convert miles to kilometers" from the tool that converts
 kilometers to miles, or "shortest word" from "longest word": the embeddings of near misses
@@ -10,16 +10,14 @@ sit as close as true paraphrases. Two checks read the words themselves:
   (encode/decode, longest/shortest, mean/median/mode, ...) contradicts a request that asks
   for another term of the same set and not the tool's.
 
-A candidate with a conflict is never reused directly: it goes to the verify band, where a
-model (when there is one) judges it.
+The graph never reuses a candidate with a conflict directly: it goes to the verify band,
+where a model (when there is one) judges it.
 """
 
 from __future__ import annotations
 
 import math
 import re
-
-from .models import Candidate, Decision
 
 # Sets of mutually exclusive alternatives in the vocabulary of small utility tools.
 CONTRASTS: list[set[str]] = [
@@ -180,22 +178,3 @@ def rank_score(similarity: float, success_rate: float | None, uses: int, status:
     usage = min(1.0, math.log1p(uses) / math.log1p(50))
     return (weights["similarity"] * similarity + weights["success"] * success
             + weights["usage"] * usage)
-
-
-def decide(candidates: list[Candidate], reuse: float, verify: float
-           ) -> tuple[Decision, Candidate | None, str]:
-    """Choose reuse, verify or synthesize for ranked ``candidates``."""
-    # Only the best candidate may be reused directly: when it is a near miss, the runner-up
-    # is usually a further miss (after "shortest word" fails on longest_word, word_count).
-    top = candidates[0] if candidates else None
-    if top and top.similarity >= reuse and not top.conflict and top.status == "verified":
-        return "reuse", top, (f"{top.name} matches with similarity "
-                              f"{top.similarity:.2f} >= {reuse:.2f}")
-    for candidate in candidates:
-        if candidate.similarity >= verify:
-            why = candidate.conflict or (
-                "the tool is experimental" if candidate.status != "verified"
-                else f"similarity {candidate.similarity:.2f} is in the verify band")
-            return "verify", candidate, why
-    best = max((c.similarity for c in candidates), default=0.0)
-    return "synthesize", None, f"no tool is close enough (best similarity {best:.2f})"

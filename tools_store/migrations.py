@@ -8,22 +8,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import tuple_row
 
-from .embeddings import LOCAL_ID
-
-DEFAULT_POLICY = {
-    # Re-ranking: the seed's weights, kept as policy so they can change without a release.
-    "weights": {"similarity": 0.7, "success": 0.2, "usage": 0.1},
-    # Thresholds on raw cosine similarity, per embedding model: MiniLM's similarities run
-    # far lower than OpenAI's, so one pair cannot serve both.
-    "thresholds": {
-        LOCAL_ID: {"reuse": 0.34, "verify": 0.28},
-        "default": {"reuse": 0.80, "verify": 0.65},
-    },
-    "max_retries": 2,
-    "min_tests": 3,
-    "history_turns": 6,
-    "served_requests_indexed": 20,
-}
+from .policies import DEFAULT_POLICY
 
 MIGRATIONS: list[tuple[int, str]] = [
     (1, """

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from .errors import InvalidToolName
+
 JsonType = Literal["string", "integer", "number", "boolean", "array", "object"]
 PY_TYPES = {"string": "str", "integer": "int", "number": "float", "boolean": "bool",
             "array": "list", "object": "dict"}
@@ -20,13 +22,9 @@ RESERVED_NAMES = {"tool", "test_tool", "conftest", "runner", "pytest"}
 ToolStatus = Literal["verified", "experimental", "retired"]
 
 
-class InvalidToolName(ValueError):
-    """A tool name that is not a safe snake_case identifier."""
-
-
 def check_tool_name(name: str) -> str:
     """Return ``name`` if it is a safe tool name, else raise InvalidToolName saying why."""
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         raise InvalidToolName(f"tool name {name!r} must be snake_case: a lowercase letter, "
                               "then lowercase letters, digits or underscores (2-63 chars)")
     if keyword.iskeyword(name) or name in RESERVED_NAMES:
@@ -144,16 +142,10 @@ class Candidate(BaseModel):
     conflict: str = Field(default="", description="why the request may contradict the tool")
 
 
-Decision = Literal["reuse", "verify", "synthesize"]
-
-
 class SearchResult(BaseModel):
-    """Ranked candidates and what to do with the request."""
+    """Ranked candidates and the thresholds that apply to them; the graph decides."""
 
     query: str
     candidates: list[Candidate]
-    decision: Decision
-    chosen: Candidate | None = None
-    reason: str = ""
     thresholds: dict = Field(default_factory=dict)
     embedding_model: str = ""

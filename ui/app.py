@@ -12,8 +12,9 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `streamlit run ui/app.py`
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from graph.runtime import SCRIPTED_BANNER, Agent, new_session_id  # noqa: E402
-from sandbox import default_pool_size  # noqa: E402
+from graph.runner import SCRIPTED_BANNER, Agent, new_session_id  # noqa: E402
+from nodes.decide import preview  # noqa: E402
+from sandbox.doctor import doctor  # noqa: E402
 
 STEP_LABELS = {"enrich": "Context", "plan": "Plan", "retrieve": "Search", "decide": "Decision",
                "spec": "Specification", "tests": "Tests", "impl": "Implementation",
@@ -24,8 +25,7 @@ STEP_LABELS = {"enrich": "Context", "plan": "Plan", "retrieve": "Search", "decid
 @st.cache_resource(show_spinner="Starting the agent (database, embeddings, sandbox)...")
 def get_agent() -> Agent:
     """Return the process's agent, shared by every browser session."""
-    return Agent(sandbox_backend=os.environ.get("SEA_SANDBOX_BACKEND", "docker"),
-                 sandbox_pool=default_pool_size())
+    return Agent()  # every setting from the environment (and .env), as the CLI and Studio
 
 
 def current_session() -> str:
@@ -73,7 +73,7 @@ def chat_page(agent: Agent) -> None:
             for item in agent.stream(request, session):
                 if item["kind"] == "event":
                     render_event(status, item)
-                else:
+                elif item["kind"] == "final":
                     final = item["state"]
         except Exception as exc:  # never a traceback: say what failed
             status.update(label="Failed", state="error")
@@ -97,13 +97,12 @@ def chat_page(agent: Agent) -> None:
 
 def library_page(agent: Agent) -> None:
     """Every tool with its versions, diffs, code, tests, last report and usage."""
-    from graph import services
-
-    library = services.library(agent.context.library_schema)
+    library = agent.library
     query = st.text_input("Search the library")
     if query:
         result = library.search(query)
-        st.write(f"Decision: **{result.decision}** — {result.reason}")
+        decision, _, reason = preview(result)
+        st.write(f"Decision: **{decision}** — {reason}")
         st.dataframe([{"tool": c.name, "similarity": c.similarity, "score": c.score,
                        "conflict": c.conflict} for c in result.candidates])
     tools = library.list_tools()
@@ -134,10 +133,7 @@ def library_page(agent: Agent) -> None:
 
 def settings_page(agent: Agent) -> None:
     """Show the model, the embedding model, the sandbox and the thresholds."""
-    from graph import services
-    from sandbox.cli import doctor
-
-    library = services.library(agent.context.library_schema)
+    library = agent.library
     st.write(f"**Model:** {agent.context.model}")
     st.write(f"**Embedding model:** {library.model_id}")
     st.write(f"**Sandbox backend:** {agent.context.sandbox_backend} "

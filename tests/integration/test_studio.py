@@ -8,7 +8,7 @@ from pathlib import Path
 
 from servers import free_port, serve
 
-from graph.model import DEMO_SCRIPT
+from nodes.kit.scripted import DEMO_SCRIPT
 
 
 def test_langgraph_dev_serves_the_graph(docker_sandbox, tmp_path):
@@ -34,10 +34,16 @@ def test_langgraph_dev_serves_the_graph(docker_sandbox, tmp_path):
         assert {("verify", "reflect"), ("reflect", "verify"), ("verify", "register"),
                 ("decide", "execute"), ("decide", "spec")} <= conditional
         thread = client.threads.create()
-        state = client.runs.wait(
-            thread["thread_id"], assistant["assistant_id"],
-            input={"request": "convert 100 degrees Fahrenheit to Celsius"},
-            context={"model": f"scripted:{DEMO_SCRIPT}", "sandbox_pool": 0,
-                     "library_schema": f"studio_{uuid.uuid4().hex[:8]}"})
-        assert state["result"] == 37.78 and state["route"][-1] == "answer"
+        route = []
+        for part in client.runs.stream(
+                thread["thread_id"], assistant["assistant_id"],
+                input={"request": "convert 100 degrees Fahrenheit to Celsius"},
+                context={"model": f"scripted:{DEMO_SCRIPT}", "sandbox_pool": 0,
+                         "library_schema": f"studio_{uuid.uuid4().hex[:8]}"},
+                stream_mode="updates"):
+            if part.event == "updates":
+                route += list(part.data)
+        state = client.threads.get_state(thread["thread_id"])["values"]
+        assert state.get("result") == 37.78, (route, state.get("error"))
+        assert route[-1] == "answer" and "verify" in route
         assert state["tool"]["status"] == "verified"

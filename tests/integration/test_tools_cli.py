@@ -10,12 +10,12 @@ import uuid
 
 from servers import ROOT
 
-from tools_store.models import ToolSpec
 from tools_store.library import ToolLibrary
+from tools_store.models import ToolSpec
 
 
 def sea(*args: str, schema: str) -> tuple[int, dict]:
-    run = subprocess.run([sys.executable, "-m", "graph.cli", *args, "--json"], cwd=ROOT,
+    run = subprocess.run([sys.executable, "-m", "cli", *args, "--json"], cwd=ROOT,
                          env={**os.environ, "SEA_LIBRARY_SCHEMA": schema},
                          capture_output=True, text=True, timeout=300)
     return run.returncode, json.loads(run.stdout)

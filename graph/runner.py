@@ -1,22 +1,31 @@
-"""Running the graph with sessions: a Postgres checkpointer, one thread per session."""
+"""Running the graph with sessions: a Postgres checkpointer, one thread per session.
+
+A turn's progress events and route come from the stream (``custom`` and ``updates``); the
+runner hands them to its caller beside the final state, so the state keeps only what the
+graph needs.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 from langgraph.checkpoint.postgres import PostgresSaver
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from nodes.kit import services
+from nodes.kit.context import Context
+from nodes.kit.model import is_scripted, resolve_model_name
 from tools_store.db import connect, database_url
 
 from .agent import build_graph
-from .context import Context
-from .model import is_scripted, resolve_model_name
 
 SCRIPTED_BANNER = ("Scripted model: every reply is replayed from a recorded script, not "
                    "generated. Configure SEA_MODEL / OPENAI_API_KEY for a real model.")
+# Connections one Agent may hold for its checkpointer (the library keeps its own).
+CHECKPOINT_POOL_SIZE = 4
 
 
 def new_session_id() -> str:
@@ -27,17 +36,22 @@ def new_session_id() -> str:
 class Agent:
     """The compiled graph with a Postgres checkpointer and a runtime context."""
 
-    def __init__(self, **context):
-        self.context = Context(**context)
+    def __init__(self, **settings):
+        self.context = Context(**settings)
         self.context.model = resolve_model_name(self.context.model)
         url = database_url()
         connect(url).close()  # a database that is down: a clear error now, not a hang later
-        self.pool = ConnectionPool(url, min_size=1, max_size=4, open=True,
+        self.pool = ConnectionPool(url, min_size=1, max_size=CHECKPOINT_POOL_SIZE, open=True,
                                    kwargs={"autocommit": True, "prepare_threshold": 0,
                                            "row_factory": dict_row})
         self.checkpointer = PostgresSaver(self.pool)
         self.checkpointer.setup()
         self.graph = build_graph().compile(checkpointer=self.checkpointer)
+
+    @property
+    def library(self):
+        """Return the tool library this agent's turns use."""
+        return services.library(self.context.library_schema)
 
     @property
     def scripted(self) -> bool:
@@ -48,27 +62,35 @@ class Agent:
         return {"configurable": {"thread_id": session_id}, "recursion_limit": 60}
 
     def stream(self, request: str, session_id: str) -> Iterator[dict]:
-        """Yield progress events as they happen; the last item is the final state."""
-        context = Context(**{**self.context.__dict__, "session_id": session_id})
+        """Yield ``event`` and ``step`` items as they happen; the last item is ``final``."""
+        context = replace(self.context, session_id=session_id)
         for mode, payload in self.graph.stream({"request": request}, self._config(session_id),
                                                context=context,
                                                stream_mode=["custom", "updates"]):
             if mode == "custom":
                 yield {"kind": "event", **payload}
+            else:
+                for step in payload:
+                    yield {"kind": "step", "step": step}
         yield {"kind": "final", "state": self.state(session_id)}
 
     def ask(self, request: str, session_id: str | None = None,
             on_event: Callable[[dict], None] | None = None) -> dict:
-        """Run one turn and return the final state (with ``session_id``)."""
+        """Run one turn; return its final state with ``route``, ``events`` and ``session_id``."""
         session_id = session_id or new_session_id()
+        route: list[str] = []
+        events: list[dict] = []
         final: dict = {}
         for item in self.stream(request, session_id):
             if item["kind"] == "event":
+                events.append(item)
                 if on_event:
                     on_event(item)
+            elif item["kind"] == "step":
+                route.append(item["step"])
             else:
                 final = item["state"]
-        return {**final, "session_id": session_id}
+        return {**final, "route": route, "events": events, "session_id": session_id}
 
     def state(self, session_id: str) -> dict:
         """Return the session's current state values."""
@@ -100,12 +122,12 @@ class Agent:
         self.pool.close()
 
 
-def summary(state: dict) -> dict:
-    """Return what a person wants to see of a finished turn."""
-    tool = state.get("tool") or {}
-    return {"session_id": state.get("session_id"), "route": state.get("route", []),
-            "decision": state.get("decision"), "tool": tool.get("name"),
+def summary(turn: dict) -> dict:
+    """Return what a person wants to see of a finished turn (from ``Agent.ask``)."""
+    tool = turn.get("tool") or {}
+    return {"session_id": turn.get("session_id"), "route": turn.get("route", []),
+            "decision": turn.get("decision"), "tool": tool.get("name"),
             "version": tool.get("version"), "status": tool.get("status"),
-            "arguments": state.get("arguments"), "result": state.get("result"),
-            "answer": state.get("answer"), "error": state.get("error") or None,
-            "usage": state.get("usage", {}), "events": state.get("events", [])}
+            "arguments": turn.get("arguments"), "result": turn.get("result"),
+            "answer": turn.get("answer"), "error": turn.get("error") or None,
+            "usage": turn.get("usage", {}), "events": turn.get("events", [])}

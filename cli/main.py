@@ -1,29 +1,21 @@
-"""The `sea` command line: one parser, each area adds its own subcommands."""
+"""The `sea` command line: one parser; each area of the product adds its own subcommands."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
-# Each area owns its subcommands; this module only mounts them.
-AREAS = ["sandbox.cli", "tools_store.cli", "graph.ask_cli"]
+from . import ask, bench, evaluate, sandbox, tools
+
+AREAS = [ask, tools, sandbox, evaluate, bench]
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the parser with every area's subcommands mounted."""
     parser = argparse.ArgumentParser(prog="sea", description="The self-engineering agent.")
     sub = parser.add_subparsers(dest="command", required=True)
-    bench = sub.add_parser("bench", help="benchmarks that print figures")
-    bench_sub = bench.add_subparsers(dest="bench_command", required=True)
     for area in AREAS:
-        try:
-            module = importlib.import_module(area)
-        except ModuleNotFoundError as exc:
-            if exc.name != area:
-                raise
-            continue
-        module.add_parsers(sub, bench_sub)
+        area.add_parsers(sub)
     return parser
 
 

@@ -11,9 +11,11 @@ import uuid
 import pytest
 from pydantic import ValidationError
 
-from tools_store.models import InvalidToolName, ToolSpec, check_tool_name
-from tools_store.library import IndexModelMismatch, ToolExists, ToolLibrary, ToolNotFound
+from nodes.decide import choose
+from tools_store.errors import IndexModelMismatch, InvalidToolName, ToolExists, ToolNotFound
+from tools_store.library import ToolLibrary
 from tools_store.migrations import migrate
+from tools_store.models import ToolSpec, check_tool_name
 
 CODE = "def kilometers_to_miles(km: float) -> float:\n    return km * 0.621371\n"
 TESTS = ("from tool import kilometers_to_miles\n\n"
@@ -33,6 +35,14 @@ def library(tmp_path):
     lib.drop()
 
 
+def decided(library, query: str) -> tuple[str, str | None]:
+    """Return the decision the graph makes (without a model) on the library's ranking."""
+    result = library.search(query)
+    decision, chosen, _ = choose(result.candidates, result.thresholds["reuse"],
+                                 result.thresholds["verify"])
+    return decision, chosen.name if chosen else None
+
+
 def test_register_get_files_and_search(library):
     record = library.register(km_spec(), CODE, TESTS, {"status": "passed"})
     assert (record.version, record.status) == (1, "verified")
@@ -43,10 +53,12 @@ def test_register_get_files_and_search(library):
     assert (folder / "test_tool.py").read_text() == TESTS
     assert json.loads((folder / "spec.json").read_text())["name"] == "kilometers_to_miles"
     result = library.search("I ran 10 km, how many miles is that?")
-    assert result.decision == "reuse" and result.chosen.name == "kilometers_to_miles"
+    assert decided(library, "I ran 10 km, how many miles is that?") == (
+        "reuse", "kilometers_to_miles")
     assert result.candidates[0].similarity > 0.5
     reverse = library.search("convert 5 miles to kilometers")
-    assert reverse.decision != "reuse" and "other way" in reverse.candidates[0].conflict
+    assert decided(library, "convert 5 miles to kilometers")[0] != "reuse"
+    assert "other way" in reverse.candidates[0].conflict
 
 
 @pytest.mark.parametrize("name", ["../etc/passwd", "tools/x", "os", "json", "Tool", "a-b",
@@ -72,7 +84,7 @@ def test_taken_name_needs_an_explicit_new_version_and_rollback_works(library):
     assert back.version == 1 and back.code == CODE
     history = library.versions("kilometers_to_miles")
     assert [(v.version, v.current) for v in history] == [(1, True), (2, False)]
-    assert library.search("10 km in miles").chosen.version == 1
+    assert library.search("10 km in miles").candidates[0].version == 1
     with pytest.raises(ToolNotFound):
         library.rollback("kilometers_to_miles", 7)
 
@@ -111,7 +123,7 @@ def test_thresholds_are_per_embedding_model(library):
     assert library.thresholds(policy)["reuse"] < policy["thresholds"]["default"]["reuse"]
     library.set_policy({"thresholds": {library.model_id: {"reuse": 0.99, "verify": 0.98}}})
     library.register(km_spec(), CODE, TESTS)
-    assert library.search("I ran 10 km, how many miles is that?").decision == "synthesize"
+    assert decided(library, "I ran 10 km, how many miles is that?")[0] == "synthesize"
 
 
 def test_migrations_run_twice(library):
@@ -200,7 +212,7 @@ def test_index_built_by_another_model_must_be_reembedded(library):
     with pytest.raises(IndexModelMismatch, match="sea tools reembed"):
         other.search("10 km in miles")
     assert library.reembed() == 1
-    assert library.search("10 km in miles").chosen.name == "kilometers_to_miles"
+    assert library.search("10 km in miles").candidates[0].name == "kilometers_to_miles"
 
 
 def test_eval_retrieval_uses_a_throwaway_library(tmp_path):
@@ -217,7 +229,7 @@ def test_eval_retrieval_uses_a_throwaway_library(tmp_path):
     path.write_text(json.dumps(data))
     user_library = ToolLibrary()
     before = [r.name for r in user_library.list_tools(include_retired=True)]
-    run = subprocess.run([sys.executable, "-m", "graph.cli", "eval", "retrieval", str(path),
+    run = subprocess.run([sys.executable, "-m", "cli", "eval", "retrieval", str(path),
                           "--json"], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     metrics = json.loads(run.stdout)

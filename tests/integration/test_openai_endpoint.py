@@ -13,9 +13,23 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from langchain_core.messages import HumanMessage, SystemMessage
 
-from graph.model import DEMO_SCRIPT, ScriptedChatModel
+from nodes.kit.scripted import DEMO_SCRIPT, ScriptedChatModel
+
+# A real endpoint is told nothing but the prompt; this server tells the step by the reply
+# schema the prompt asks for (the implementation schema serves impl and reflect alike).
+STEP_OF_SCHEMA = {"PlanReply": "plan", "JudgeReply": "judge", "SpecReply": "spec",
+                  "TestsReply": "tests", "ImplReply": "impl", "ArgsReply": "args",
+                  "AnswerReply": "answer"}
+
+
+def step_and_request(messages: list[dict]) -> tuple[str, str]:
+    """Read the step from the schema's title and the request from the 'Request:' line."""
+    system = messages[0]["content"]
+    schema = json.loads(system[system.index("{"):])
+    first_user = next(m["content"] for m in messages if m["role"] == "user")
+    request = first_user.split("\n", 1)[0].removeprefix("Request: ")
+    return STEP_OF_SCHEMA[schema["title"]], request
 
 
 class ChatCompletions(BaseHTTPRequestHandler):
@@ -23,19 +37,19 @@ class ChatCompletions(BaseHTTPRequestHandler):
 
     script = ScriptedChatModel.from_file(DEMO_SCRIPT)
     seen: list[dict] = []
+    steps: list[str] = []
     broken_first: set[str] = set()
 
     def do_POST(self):  # noqa: N802 - the http.server API
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.seen.append(body)
-        messages = [SystemMessage(m["content"]) if m["role"] == "system"
-                    else HumanMessage(str(m["content"])) for m in body["messages"]]
-        step = messages[0].content.split("\n", 1)[0].removeprefix("step: ")
+        step, request = step_and_request(body["messages"])
+        self.steps.append(step)
         if step in self.broken_first:
             self.broken_first.discard(step)
             content = "Sure! Here is what you asked for, but not as JSON."
         else:
-            content = self.script.invoke(messages).content
+            content = self.script.reply_for(step, request)
         reply = {"id": f"chatcmpl-{uuid.uuid4().hex[:8]}", "object": "chat.completion",
                  "created": 0, "model": body["model"],
                  "choices": [{"index": 0, "finish_reason": "stop",
@@ -58,6 +72,7 @@ def endpoint(monkeypatch):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     ChatCompletions.seen.clear()
+    ChatCompletions.steps.clear()
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
     monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{server.server_port}/v1")
     monkeypatch.delenv("SEA_MODEL", raising=False)
@@ -66,8 +81,8 @@ def endpoint(monkeypatch):
 
 
 def test_an_openai_compatible_endpoint_serves_the_pipeline(endpoint, docker_sandbox):
-    from graph import services
-    from graph.runtime import Agent
+    from graph.runner import Agent
+    from nodes.kit import services
 
     endpoint.broken_first = {"spec"}  # one unusable reply: the agent must retry once
     agent = Agent(model="openai:local-test-model", sandbox_pool=0,
@@ -77,9 +92,7 @@ def test_an_openai_compatible_endpoint_serves_the_pipeline(endpoint, docker_sand
         state = agent.ask("convert 100 degrees Fahrenheit to Celsius")
         assert state["result"] == 37.78 and state["tool"]["status"] == "verified"
         assert {b["model"] for b in endpoint.seen} == {"local-test-model"}
-        steps = [b["messages"][0]["content"].split("\n", 1)[0] for b in endpoint.seen]
-        assert steps == ["step: plan", "step: spec", "step: spec", "step: tests", "step: impl",
-                         "step: args", "step: answer"]
+        assert endpoint.steps == ["plan", "spec", "spec", "tests", "impl", "args", "answer"]
         assert state["usage"]["spec"] == {"calls": 2, "input_tokens": 200,
                                           "output_tokens": 20, "total_tokens": 220}
         assert endpoint.seen[2]["messages"][-1]["content"].startswith(

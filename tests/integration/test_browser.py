@@ -10,7 +10,7 @@ import pytest
 from conftest import require
 from servers import ROOT, free_port, serve
 
-from graph.model import DEMO_SCRIPT
+from nodes.kit.scripted import DEMO_SCRIPT
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"

@@ -6,49 +6,40 @@ import functools
 import time
 from collections.abc import Callable
 
-import psycopg
-from docker.errors import DockerException
 from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
 
-from graph import services
-from graph.context import Context
-from graph.model import StepError, load_chat_model
-from sandbox import SandboxUnavailable
-from state.graph_state import RESET
-from tools_store.db import DatabaseUnavailable
-from tools_store.library import ToolExists, ToolNotFound
+from sandbox import SandboxError
+from tools_store.errors import LibraryError
 
-# Failures that end a turn with a clear message instead of a crash.
-EXPECTED = (StepError, SandboxUnavailable, DatabaseUnavailable, ToolExists, ToolNotFound,
-            ValueError, OSError, psycopg.Error, DockerException)
+from . import services
+from .context import Context
+from .model import StepError, load_chat_model
+
+# Failures that end a turn with a clear message; anything else is a bug and surfaces.
+EXPECTED = (StepError, SandboxError, LibraryError)
 
 
-def event(step: str, message: str, **data) -> dict:
-    """Build a progress event, send it to whoever streams, and return it for the state."""
+def event(step: str, message: str, **data) -> None:
+    """Send a progress event to whoever streams the run (the UI, the CLI, Studio)."""
     item = {"step": step, "message": message, "time": round(time.time(), 3), **data}
     try:
         get_stream_writer()(item)
     except RuntimeError:
         pass  # called outside a graph run (unit tests of a node)
-    return item
 
 
 def node(step: str) -> Callable:
-    """Wrap a node: record the route, and turn expected failures into the turn's error."""
+    """Wrap a node: turn expected failures into the turn's error."""
     def wrap(func: Callable) -> Callable:
         @functools.wraps(func)
         def run(state: dict, runtime: Runtime[Context]) -> dict:
             try:
-                update = func(state, runtime) or {}
+                return func(state, runtime) or {}
             except EXPECTED as exc:
                 message = f"{step} failed: {exc}"
-                return {"error": message, "route": [step],
-                        "events": [event(step, message, level="error")]}
-            route = update.get("route", [])
-            reset = route[:1] == [RESET]
-            update["route"] = ([RESET] if reset else []) + [step] + route[int(reset):]
-            return update
+                event(step, message, level="error")
+                return {"error": message}
         return run
     return wrap
 

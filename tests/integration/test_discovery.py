@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from nodes.decide import choose as decide
+from tools_store.discovery import conflict, rank_score
 from tools_store.models import Candidate
-from tools_store.discovery import conflict, decide, rank_score
 
 
 @pytest.mark.parametrize("tool,description,request_text", [

@@ -154,12 +154,12 @@ def test_cli_verify_and_call_print_json(tmp_path, backend, request):
     code.write_text(IMPL)
     tests = tmp_path / "tests.py"
     tests.write_text(TESTS)
-    run = subprocess.run([sys.executable, "-m", "graph.cli", "sandbox", "verify", "--code",
+    run = subprocess.run([sys.executable, "-m", "cli", "sandbox", "verify", "--code",
                           str(code), "--tests", str(tests), "--backend", backend, "--json"],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 1
     assert json.loads(run.stdout)["failed"] == 1
-    run = subprocess.run([sys.executable, "-m", "graph.cli", "sandbox", "call", "--code",
+    run = subprocess.run([sys.executable, "-m", "cli", "sandbox", "call", "--code",
                           str(code), "--function", "add", "--args", '{"a": 2, "b": 3}',
                           "--backend", backend, "--json"],
                          capture_output=True, text=True, timeout=120)

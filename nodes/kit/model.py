@@ -1,4 +1,4 @@
-"""One model factory, the scripted model, and the one path every reply is parsed through.
+"""One model factory, and the one path every reply is parsed through.
 
 Every step asks for JSON in plain text and parses the reply itself, so a real model, an
 OpenAI-compatible server without tool calling, and the scripted model take the same path.
@@ -10,26 +10,19 @@ import json
 import os
 import re
 import threading
-from pathlib import Path
 from typing import Any, TypeVar
 
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import BaseModel, ValidationError
 
-DEMO_SCRIPT = Path(__file__).resolve().parent.parent / "examples" / "demo_script.json"
-STEP_LINE = re.compile(r"^step: (\w+)$", re.MULTILINE)
-REQUEST_LINE = re.compile(r"^Request: (.*)$", re.MULTILINE)
+from .scripted import DEMO_SCRIPT, NoScriptedReply, ScriptedChatModel
+
 T = TypeVar("T", bound=BaseModel)
 
 
 class StepError(RuntimeError):
     """A step could not get a usable reply from the model."""
-
-
-class ScriptError(ValueError):
-    """A scripted-model file that cannot be used."""
 
 
 def resolve_model_name(name: str = "") -> str:
@@ -67,67 +60,6 @@ def load_chat_model(name: str = "") -> BaseChatModel:
         return _models[resolved]
 
 
-class ScriptedChatModel(BaseChatModel):
-    """Replays recorded replies: for each step, the first entry whose pattern matches.
-
-    Several replies in one entry are used in order, counted per request, so a first
-    implementation can fail and the reflected one pass. It never makes anything up: a step
-    with no matching entry is an error that says so.
-    """
-
-    entries: list[dict]
-    source: str = ""
-    counters: dict = {}
-
-    @classmethod
-    def from_file(cls, path: str | Path) -> ScriptedChatModel:
-        """Load and check a script file."""
-        try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, ValueError) as exc:
-            raise ScriptError(f"cannot read the scripted-model file {path}: {exc}") from exc
-        entries = data.get("replies") if isinstance(data, dict) else None
-        if not isinstance(entries, list):
-            raise ScriptError(f"{path}: expected an object with a 'replies' list")
-        for i, entry in enumerate(entries):
-            if not isinstance(entry, dict) or "step" not in entry or not (
-                    "reply" in entry or "replies" in entry):
-                raise ScriptError(f"{path}: reply {i} needs 'step' and 'reply' or 'replies'")
-            try:
-                re.compile(entry.get("match", ""))
-            except re.error as exc:
-                raise ScriptError(f"{path}: reply {i} has a bad pattern: {exc}") from exc
-        return cls(entries=entries, source=str(path), counters={})
-
-    @property
-    def _llm_type(self) -> str:
-        return "scripted"
-
-    def _generate(self, messages: list[BaseMessage], stop=None, run_manager=None,
-                  **kwargs: Any) -> ChatResult:
-        text = "\n".join(str(m.content) for m in messages)
-        step_match = STEP_LINE.search(text)
-        request_match = REQUEST_LINE.search(text)
-        step = step_match.group(1) if step_match else ""
-        request = request_match.group(1) if request_match else text
-        for index, entry in enumerate(self.entries):
-            if entry["step"] == step and re.search(entry.get("match", ""), request):
-                replies = entry.get("replies") or [entry["reply"]]
-                key = (index, request)
-                # Count only first attempts: a retry after a parse error replays the next one.
-                position = self.counters.get(key, 0)
-                self.counters[key] = position + 1
-                reply = replies[min(position, len(replies) - 1)]
-                content = reply if isinstance(reply, str) else json.dumps(reply)
-                tokens_in = sum(len(str(m.content)) for m in messages) // 4
-                message = AIMessage(content=content, usage_metadata={
-                    "input_tokens": tokens_in, "output_tokens": len(content) // 4,
-                    "total_tokens": tokens_in + len(content) // 4})
-                return ChatResult(generations=[ChatGeneration(message=message)])
-        raise StepError(f"the scripted model has no reply for step {step!r} and request "
-                        f"{request!r} (script: {self.source})")
-
-
 def extract_json(text: str) -> Any:
     """Return the JSON value in a reply, allowing a fenced block or surrounding prose."""
     fenced = re.search(r"```(?:json)?\s*(.*?)```", text, re.DOTALL)
@@ -155,7 +87,7 @@ def invoke_structured(model: BaseChatModel, step: str, instructions: str, reques
     validated reply and the token usage of every call made.
     """
     fields = json.dumps(schema.model_json_schema())
-    system = (f"step: {step}\n{instructions}\n\nReply with one JSON object and nothing else, "
+    system = (f"{instructions}\n\nReply with one JSON object and nothing else, "
               f"matching this JSON schema:\n{fields}")
     messages: list[BaseMessage] = [SystemMessage(system),
                                    HumanMessage(f"Request: {request}\n\n{body}".strip())]
@@ -163,9 +95,12 @@ def invoke_structured(model: BaseChatModel, step: str, instructions: str, reques
     problem = ""
     for _ in range(2):
         try:
-            reply = model.invoke(messages)
-        except StepError:
-            raise
+            # The step and request travel as metadata: a real model ignores them, the
+            # scripted one answers by them.
+            reply = model.invoke(messages, config={"metadata": {"sea_step": step,
+                                                                "sea_request": request}})
+        except NoScriptedReply as exc:
+            raise StepError(str(exc)) from exc
         except Exception as exc:  # the endpoint failed: say so, do not crash the graph
             raise StepError(f"the model call for {step} failed: {type(exc).__name__}: "
                             f"{str(exc)[:300]}") from exc

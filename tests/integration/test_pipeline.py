@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from graph.model import DEMO_SCRIPT
-from graph.runtime import Agent
+from graph.runner import Agent
+from nodes.kit.scripted import DEMO_SCRIPT
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def make_agent(docker_sandbox):
         return agent
 
     yield make
-    from graph import services
+    from nodes.kit import services
 
     for agent in made:
         services.library(agent.context.library_schema).drop()
@@ -38,7 +38,7 @@ def make_agent(docker_sandbox):
 
 
 def library_of(agent):
-    from graph import services
+    from nodes.kit import services
 
     return services.library(agent.context.library_schema)
 
@@ -106,7 +106,7 @@ def test_a_new_process_resumes_an_earlier_session(make_agent):
     session = f"resume-{uuid.uuid4().hex[:6]}"
     agent.ask("convert 100 degrees Fahrenheit to Celsius", session)
     env = {**os.environ, "SEA_MODEL": f"scripted:{DEMO_SCRIPT}"}
-    code = ("import json, sys\nfrom graph.runtime import Agent, summary\n"
+    code = ("import json, sys\nfrom graph.runner import Agent, summary\n"
             f"agent = Agent(sandbox_pool=0, library_schema={agent.context.library_schema!r})\n"
             f"state = agent.ask('now do the same for 451', {session!r})\n"
             "print(json.dumps({'history': state['history'], 'result': state['result']}))\n")
@@ -186,7 +186,7 @@ def test_reflection_cannot_change_the_frozen_tests(make_agent, tmp_path):
 
 
 def test_tests_edited_after_freezing_are_refused():
-    from nodes.checks import tests_hash
+    from nodes.kit.checks import tests_hash
     from nodes.register import register
     from nodes.verify import verify
 
@@ -207,7 +207,7 @@ def test_bad_arguments_get_one_re_extraction(make_agent, tmp_path):
 
 
 def test_sandbox_unavailable_is_a_clear_error(make_agent, tmp_path, monkeypatch):
-    from graph import services
+    from nodes.kit import services
 
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     monkeypatch.setattr(services, "sandbox",
@@ -228,7 +228,7 @@ def test_multi_step_requests_are_detected_and_explained(make_agent):
 
 def test_cli_ask_prints_route_tool_result_answer_and_tokens(tmp_path):
     env = {**os.environ, "SEA_MODEL": f"scripted:{DEMO_SCRIPT}"}
-    run = subprocess.run([sys.executable, "-m", "graph.cli", "ask",
+    run = subprocess.run([sys.executable, "-m", "cli", "ask",
                           "convert 100 degrees Fahrenheit to Celsius", "--json"],
                          capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -242,7 +242,7 @@ def test_cli_ask_prints_route_tool_result_answer_and_tokens(tmp_path):
 def test_cli_chat_holds_a_conversation():
     env = {**os.environ, "SEA_MODEL": f"scripted:{DEMO_SCRIPT}",
            "SEA_LIBRARY_SCHEMA": f"chat_{uuid.uuid4().hex[:8]}"}
-    run = subprocess.run([sys.executable, "-m", "graph.cli", "chat"], cwd=ROOT, env=env,
+    run = subprocess.run([sys.executable, "-m", "cli", "chat"], cwd=ROOT, env=env,
                          input="convert 100 degrees Fahrenheit to Celsius\n"
                                "now do the same for 451\n\n",
                          capture_output=True, text=True, timeout=300)
@@ -255,7 +255,7 @@ def test_cli_chat_holds_a_conversation():
 def test_database_down_is_a_clear_error():
     env = {**os.environ, "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/nothing",
            "SEA_MODEL": f"scripted:{DEMO_SCRIPT}"}
-    run = subprocess.run([sys.executable, "-m", "graph.cli", "ask", "double 21", "--json"],
+    run = subprocess.run([sys.executable, "-m", "cli", "ask", "double 21", "--json"],
                          capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
     assert run.returncode == 1
     assert "DatabaseUnavailable: cannot connect to PostgreSQL" in json.loads(run.stdout)["error"]
@@ -291,8 +291,8 @@ def test_enrich_windows_the_session_and_resets_the_turn():
 
     from langchain_core.messages import AIMessage, HumanMessage
 
-    from graph.context import Context
     from nodes.enrich import enrich
+    from nodes.kit.context import Context
 
     messages = [m for i in range(10) for m in (HumanMessage(f"q{i}"), AIMessage(f"a{i}"))]
     runtime = SimpleNamespace(context=Context(history_turns=2))

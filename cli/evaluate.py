@@ -5,11 +5,24 @@ from __future__ import annotations
 import json
 import tempfile
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
-from .models import ToolSpec
+from nodes.decide import preview
+from tools_store.library import ToolLibrary
+from tools_store.models import ToolSpec
 
-from .library import ToolLibrary
+from .output import emit
+
+
+@dataclass
+class Routed:
+    """A query's ranked candidates and the decision the graph would make without a model."""
+
+    candidates: list
+    decision: str
+    chosen: object
+    reason: str
 
 
 def load_eval_set(path: str | Path) -> dict:
@@ -41,11 +54,11 @@ def evaluate(path: str | Path) -> dict:
                 (fixture_spec(t), f"def {t['name']}(*args, **kwargs):\n"
                  "    raise NotImplementedError('evaluation fixture')\n", "", {},
                  "verified", "evaluation fixture") for t in data["tools"]])
+            thresholds = library.thresholds()
             rows = []
             for query in data["queries"]:
                 result = library.search(query["query"], k=5)
-                rows.append((query, result))
-            thresholds = library.thresholds()
+                rows.append((query, Routed(result.candidates, *preview(result))))
         finally:
             library.drop()
     return metrics(rows, thresholds, library.model_id)
@@ -110,3 +123,22 @@ def single_threshold_baseline(rows: list) -> dict:
             best = {"decision_accuracy": accuracy, "threshold": threshold,
                     "false_reuses": false_reuse}
     return best
+
+
+def cmd_eval(args) -> int:
+    """Measure discovery on a labelled file."""
+    result = evaluate(args.file)
+    if not args.json:
+        result = {k: v for k, v in result.items() if k != "errors"}
+    emit(result, args.json)
+    return 0
+
+
+def add_parsers(sub) -> None:
+    """Add `sea eval retrieval`."""
+    evaluation = sub.add_parser("eval", help="evaluations")
+    esub = evaluation.add_subparsers(dest="eval_command", required=True)
+    p = esub.add_parser("retrieval", help="discovery metrics on a labelled file")
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval)

@@ -1,0 +1,24 @@
+"""Printing results for people or as JSON, and the percentiles every benchmark reports."""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+
+def emit(payload: dict, as_json: bool, lines: list[str] | None = None) -> None:
+    """Print ``payload`` as JSON, or ``lines`` (default: key: value) for people."""
+    if as_json:
+        print(json.dumps(payload, indent=2, default=str))
+        return
+    for line in lines if lines is not None else [f"{k}: {v}" for k, v in payload.items()]:
+        print(line)
+
+
+def percentiles(samples: list[float], scale: float = 1.0, digits: int = 4) -> dict:
+    """Return the p50 and p95 of ``samples`` (times ``scale``) and their count."""
+    ordered = sorted(samples)
+    return {"p50": round(scale * statistics.median(ordered), digits),
+            "p95": round(scale * ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))],
+                         digits),
+            "n": len(ordered)}

@@ -1,0 +1,9 @@
+"""The sandbox's errors: callers catch ``SandboxError`` and nothing of the drivers below."""
+
+
+class SandboxError(Exception):
+    """Anything the sandbox cannot do that is not a verdict on the code it runs."""
+
+
+class SandboxUnavailable(SandboxError):
+    """The sandbox cannot run anything: no daemon, no image, no bubblewrap, no limits."""

@@ -1,0 +1,160 @@
+"""The vector index: the texts a tool is found by, embedded, in a pgvector table.
+
+The table is created through ``PGEngine`` and searched through ``PGVectorStore``; rows are
+written with plain SQL inside the caller's transaction, so a registration and its index
+rows commit (or vanish) together.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from . import db
+from .embeddings import load_embeddings
+from .errors import IndexModelMismatch
+
+TABLE = "tool_index"
+DOC_NAMESPACE = uuid.UUID("5b0c2f8e-7d1a-4c41-9a57-3f1f6f1d2a10")
+
+Docs = list[tuple[str, str]]  # (kind, text): purpose, example or served request
+
+
+class ToolIndex:
+    """The index of one library schema, for one embedding model."""
+
+    _engines: dict[str, object] = {}
+    _engines_lock = threading.Lock()
+
+    def __init__(self, url: str, schema: str, model_id: str,
+                 reader: Callable[[], psycopg.Connection],
+                 connect: Callable[[], psycopg.Connection]):
+        self.url, self.schema, self.model_id = url, schema, model_id
+        self._reader, self._connect = reader, connect
+        self._store = None
+        self._lock = threading.Lock()
+
+    def _engine(self):
+        from langchain_postgres import PGEngine
+
+        with self._engines_lock:
+            if self.url not in self._engines:
+                self._engines[self.url] = PGEngine.from_connection_string(
+                    db.sqlalchemy_url(self.url), pool_pre_ping=True)
+            return self._engines[self.url]
+
+    def built_by(self) -> str | None:
+        """Return the id of the embedding model that built the index, if any."""
+        row = self._reader().execute(
+            "SELECT value FROM index_meta WHERE key = 'model'").fetchone()
+        return row["value"] if row else None
+
+    def _ensure_table(self, dimension: int) -> None:
+        """Create the vector table (through PGEngine) and its HNSW index if missing."""
+        from langchain_postgres import Column
+
+        exists = self._reader().execute(
+            "SELECT to_regclass(%s) AS t", (f"{self.schema}.{TABLE}",)).fetchone()["t"]
+        if exists:
+            return
+        self._engine().init_vectorstore_table(
+            table_name=TABLE, vector_size=dimension, schema_name=self.schema,
+            metadata_columns=[Column("tool_name", "TEXT"), Column("kind", "TEXT"),
+                              Column("version", "INTEGER")],
+            overwrite_existing=False)
+        with self._connect() as conn:
+            conn.execute(sql.SQL(
+                "CREATE INDEX IF NOT EXISTS {} ON {} USING hnsw (embedding vector_cosine_ops)"
+            ).format(sql.Identifier(f"{TABLE}_hnsw"), sql.Identifier(TABLE)))
+            conn.execute(sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (tool_name)").format(
+                sql.Identifier(f"{TABLE}_tool"), sql.Identifier(TABLE)))
+            for key, value in (("model", self.model_id), ("dimension", str(dimension))):
+                conn.execute("INSERT INTO index_meta (key, value) VALUES (%s, %s) "
+                             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                             (key, value))
+
+    def store(self):
+        """Return the PGVectorStore over the index (created on first use)."""
+        with self._lock:
+            if self._store is None:
+                from langchain_postgres import PGVectorStore
+
+                built_by = self.built_by()
+                if built_by and built_by != self.model_id:
+                    raise IndexModelMismatch(
+                        f"the tool index was built with {built_by} but {self.model_id} is "
+                        "configured; run `sea tools reembed` to rebuild it")
+                embeddings = load_embeddings(self.model_id)
+                self._ensure_table(len(embeddings.embed_query("dimension")))
+                self._store = PGVectorStore.create_sync(
+                    engine=self._engine(), embedding_service=embeddings,
+                    table_name=TABLE, schema_name=self.schema,
+                    metadata_columns=["tool_name", "kind", "version"])
+            return self._store
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        """Embed documents with the index's model."""
+        return self.store().embeddings.embed_documents(texts) if texts else []
+
+    def embed_query(self, text: str) -> list[float]:
+        """Embed a query with the index's model."""
+        return self.store().embeddings.embed_query(text)
+
+    @staticmethod
+    def write(conn: psycopg.Connection, name: str, version: int, docs: Docs,
+              vectors: list[list[float]], replace: bool = True) -> None:
+        """Write a tool's rows in ``conn``'s transaction (``replace``: its old rows go)."""
+        if replace:
+            ToolIndex.delete(conn, name)
+        with conn.cursor() as cur:
+            cur.executemany(
+                sql.SQL("INSERT INTO {} (langchain_id, content, embedding, tool_name, kind, "
+                        "version, langchain_metadata) VALUES (%s, %s, %s::vector, %s, %s, %s, "
+                        "%s)").format(sql.Identifier(TABLE)),
+                [(str(uuid.uuid5(DOC_NAMESPACE, f"{name}:{version}:{kind}:{text}")), text,
+                  str([float(x) for x in vector]), name, kind, version, Jsonb({}))
+                 for (kind, text), vector in zip(docs, vectors, strict=True)])
+
+    @staticmethod
+    def delete(conn: psycopg.Connection, name: str) -> None:
+        """Remove a tool's rows in ``conn``'s transaction."""
+        conn.execute(sql.SQL("DELETE FROM {} WHERE tool_name = %s").format(
+            sql.Identifier(TABLE)), (name,))
+
+    def has_text(self, name: str, text: str) -> tuple[bool, int | None]:
+        """Tell whether ``text`` is indexed for ``name``, and which version the rows serve."""
+        row = self._reader().execute(sql.SQL(
+            "SELECT count(*) FILTER (WHERE content = %s) AS same, max(version) AS version "
+            "FROM {} WHERE tool_name = %s").format(sql.Identifier(TABLE)),
+            (text, name)).fetchone()
+        return bool(row["same"]), row["version"]
+
+    def nearest(self, vector: list[float], k: int) -> dict[str, tuple[float, str, int]]:
+        """Return, per tool among the ``k`` nearest rows, its best (similarity, text, version)."""
+        hits = self.store().similarity_search_with_score_by_vector(vector, k=k)
+        best: dict[str, tuple[float, str, int]] = {}
+        for doc, distance in hits:
+            name = doc.metadata.get("tool_name")
+            similarity = 1.0 - float(distance)
+            if name and (name not in best or similarity > best[name][0]):
+                best[name] = (similarity, doc.page_content, doc.metadata.get("version"))
+        return best
+
+    def rebuild(self, prepared: list[tuple[str, int, Docs, list[list[float]]]],
+                dimension: int) -> None:
+        """Drop the table and write ``prepared`` rows (name, version, docs, vectors) anew."""
+        with self._connect() as conn, conn.transaction():
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(TABLE)))
+            conn.execute("DELETE FROM index_meta")
+        with self._lock:
+            self._store = None
+        self._ensure_table(dimension)
+        with self._connect() as conn, conn.transaction():
+            for name, version, docs, vectors in prepared:
+                self.write(conn, name, version, docs, vectors)
+        self.store()
