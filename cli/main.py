@@ -1,27 +1,34 @@
-"""The `sea` command line: one parser; each area of the product adds its own subcommands."""
+"""The `sea` command line: one parser; each area of the product adds its own subcommands.
+
+Only the area a command belongs to is imported, so `sea ask` does not pay for the
+benchmarks' or the evaluation's imports; `sea --help` imports them all.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
-from . import ask, bench, evaluate, sandbox, tools
+# Command -> the module that adds it (a module may add several commands).
+AREAS = {"ask": "cli.ask", "chat": "cli.ask", "tools": "cli.tools", "sandbox": "cli.sandbox",
+         "eval": "cli.evaluate", "bench": "cli.bench"}
 
-AREAS = [ask, tools, sandbox, evaluate, bench]
 
-
-def build_parser() -> argparse.ArgumentParser:
-    """Return the parser with every area's subcommands mounted."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Return the parser with the areas mounted (only ``command``'s, when it is known)."""
     parser = argparse.ArgumentParser(prog="sea", description="The self-engineering agent.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for area in AREAS:
-        area.add_parsers(sub)
+    wanted = [AREAS[command]] if command in AREAS else list(dict.fromkeys(AREAS.values()))
+    for name in dict.fromkeys(wanted):
+        importlib.import_module(name).add_parsers(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line and return its exit status."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv[0] if argv else None).parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
