@@ -32,29 +32,48 @@ def _print_turn(result: dict, scripted: bool) -> None:
     print(f"session:   {result['session_id']}")
 
 
-def cmd_ask(args) -> int:
-    """Serve one request."""
-    from graph.runner import summary
+def _via_resident(args, on_event) -> dict | None:
+    """Serve the turn through a running agent with the same settings, if one is up."""
+    from graph.resident import ask_resident, settings_key
+    from nodes.kit.context import Context, resolve_model_name
 
-    agent = _agent(args)
-    try:
-        on_event = None if args.json else (
-            lambda e: print(f"  [{e['step']}] {e['message']}", file=sys.stderr))
-        result = summary(agent.ask(args.request, args.session, on_event=on_event))
-        if args.json:
-            emit({**result, "scripted_model": agent.scripted}, True)
-        else:
-            _print_turn(result, agent.scripted)
-        return 1 if result["error"] else 0
-    finally:
-        agent.close()
+    context = Context(model=args.model, sandbox_backend=args.backend)
+    key = settings_key(resolve_model_name(context.model), context.sandbox_backend,
+                       context.library_schema)
+    return ask_resident(args.request, args.session, key, args.data or [], on_event)
+
+
+def cmd_ask(args) -> int:
+    """Serve one request: through a resident agent when one is up, else in this process."""
+    on_event = None if args.json else (
+        lambda e: print(f"  [{e['step']}] {e['message']}", file=sys.stderr))
+    result = None if args.in_process else _via_resident(args, on_event)
+    if result is None:
+        from graph.runner import summary
+
+        agent = _agent(args)
+        try:
+            result = {**summary(agent.ask(args.request, args.session, on_event=on_event)),
+                      "scripted_model": agent.scripted, "served_by": "this process"}
+        finally:
+            agent.close()
+    if args.json:
+        emit(result, True)
+    else:
+        _print_turn(result, result["scripted_model"])
+    return 1 if result["error"] else 0
 
 
 def cmd_chat(args) -> int:
-    """Hold a conversation in the terminal."""
+    """Hold a conversation in the terminal, serving `sea ask` from other terminals too."""
+    from graph.resident import ResidentServer
     from graph.runner import SCRIPTED_BANNER, new_session_id, summary
 
     agent = _agent(args)
+    try:
+        resident = ResidentServer(agent)
+    except OSError:
+        resident = None  # another agent already serves this data directory
     session = args.session or new_session_id()
     print(f"session {session}; an empty line or Ctrl-D ends it.")
     if agent.scripted:
@@ -71,6 +90,8 @@ def cmd_chat(args) -> int:
                 f"  [{e['step']}] {e['message']}")))
             print(f"agent> {result['answer']}")
     finally:
+        if resident:
+            resident.close()
         agent.close()
     return 0
 
@@ -91,6 +112,8 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("ask", help="serve one request")
     p.add_argument("request")
     p.add_argument("--session", help="session id (continues a conversation)")
+    p.add_argument("--in-process", action="store_true",
+                   help="never hand the request to a running agent (sea chat, the app)")
     common_options(p)
     p.set_defaults(func=cmd_ask)
     p = sub.add_parser("chat", help="a conversation in the terminal")

@@ -61,9 +61,11 @@ class Agent:
     def _config(self, session_id: str) -> dict:
         return {"configurable": {"thread_id": session_id}, "recursion_limit": 60}
 
-    def stream(self, request: str, session_id: str) -> Iterator[dict]:
+    def stream(self, request: str, session_id: str,
+               files: list[str] | None = None) -> Iterator[dict]:
         """Yield ``event`` and ``step`` items as they happen; the last item is ``final``."""
-        context = replace(self.context, session_id=session_id)
+        context = replace(self.context, session_id=session_id,
+                          input_files=files if files is not None else self.context.input_files)
         for mode, payload in self.graph.stream({"request": request}, self._config(session_id),
                                                context=context,
                                                stream_mode=["custom", "updates"]):
@@ -75,13 +77,14 @@ class Agent:
         yield {"kind": "final", "state": self.state(session_id)}
 
     def ask(self, request: str, session_id: str | None = None,
-            on_event: Callable[[dict], None] | None = None) -> dict:
+            on_event: Callable[[dict], None] | None = None,
+            files: list[str] | None = None) -> dict:
         """Run one turn; return its final state with ``route``, ``events`` and ``session_id``."""
         session_id = session_id or new_session_id()
         route: list[str] = []
         events: list[dict] = []
         final: dict = {}
-        for item in self.stream(request, session_id):
+        for item in self.stream(request, session_id, files):
             if item["kind"] == "event":
                 events.append(item)
                 if on_event:

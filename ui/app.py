@@ -12,6 +12,7 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `streamlit run ui/app.py`
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from graph.resident import ResidentServer  # noqa: E402
 from graph.runner import SCRIPTED_BANNER, Agent, new_session_id  # noqa: E402
 from nodes.decide import preview  # noqa: E402
 from sandbox.doctor import doctor  # noqa: E402
@@ -25,7 +26,12 @@ STEP_LABELS = {"enrich": "Context", "plan": "Plan", "retrieve": "Search", "decid
 @st.cache_resource(show_spinner="Starting the agent (database, embeddings, sandbox)...")
 def get_agent() -> Agent:
     """Return the process's agent, shared by every browser session."""
-    return Agent()  # every setting from the environment (and .env), as the CLI and Studio
+    agent = Agent()  # every setting from the environment (and .env), as the CLI and Studio
+    try:
+        agent.resident = ResidentServer(agent)  # `sea ask` elsewhere reuses this warm agent
+    except OSError:
+        agent.resident = None  # another agent already serves this data directory
+    return agent
 
 
 def current_session() -> str:

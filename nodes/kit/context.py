@@ -13,10 +13,27 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
-
 # Read once, when the settings are first imported: set variables win over the file, and a
 # run (in Studio, inside an event loop) never touches the disk to build its context.
 load_dotenv(Path.cwd() / ".env", override=False)
+DEMO_SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "demo_script.json"
+
+
+def resolve_model_name(name: str | None = "") -> str:
+    """Return the model to use: the given one, SEA_MODEL, OpenAI, or the scripted demo."""
+    name = (name or os.environ.get("SEA_MODEL", "")).strip()
+    if name:
+        return name
+    if os.environ.get("OPENAI_API_KEY"):
+        return "gpt-4o-mini"
+    return f"scripted:{DEMO_SCRIPT}"
+
+
+def is_scripted(name: str | None) -> bool:
+    """Tell whether ``name`` selects the scripted model."""
+    return resolve_model_name(name).startswith("scripted:")
+
+
 PARSERS = {"text": str, "whole number": int, "number": float}
 
 

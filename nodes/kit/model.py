@@ -7,7 +7,6 @@ OpenAI-compatible server without tool calling, and the scripted model take the s
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 from typing import Any, TypeVar
@@ -16,28 +15,14 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, ValidationError
 
-from .scripted import DEMO_SCRIPT, NoScriptedReply, ScriptedChatModel
+from .context import is_scripted, resolve_model_name  # noqa: F401  (re-exported)
+from .scripted import NoScriptedReply, ScriptedChatModel
 
 T = TypeVar("T", bound=BaseModel)
 
 
 class StepError(RuntimeError):
     """A step could not get a usable reply from the model."""
-
-
-def resolve_model_name(name: str = "") -> str:
-    """Return the model to use: the given one, SEA_MODEL, OpenAI, or the scripted demo."""
-    name = (name or os.environ.get("SEA_MODEL", "")).strip()
-    if name:
-        return name
-    if os.environ.get("OPENAI_API_KEY"):
-        return "gpt-4o-mini"
-    return f"scripted:{DEMO_SCRIPT}"
-
-
-def is_scripted(name: str) -> bool:
-    """Tell whether ``name`` selects the scripted model."""
-    return resolve_model_name(name).startswith("scripted:")
 
 
 _models: dict[str, BaseChatModel] = {}

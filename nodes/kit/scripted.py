@@ -19,7 +19,8 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-DEMO_SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "demo_script.json"
+from .context import DEMO_SCRIPT  # noqa: F401  (re-exported: the demo's script)
+
 STEPS = ("plan", "judge", "spec", "tests", "impl", "reflect", "args", "answer")
 
 

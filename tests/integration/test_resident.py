@@ -1,0 +1,71 @@
+"""A resident agent serves `sea ask` from another process; other settings fall back."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+from servers import ROOT
+
+from graph.resident import ResidentServer, ask_resident, settings_key, socket_path
+from graph.runner import Agent
+from nodes.kit import services
+from nodes.kit.scripted import DEMO_SCRIPT
+
+
+@pytest.fixture
+def resident(docker_sandbox):
+    schema = f"resident_{uuid.uuid4().hex[:8]}"
+    agent = Agent(model=f"scripted:{DEMO_SCRIPT}", sandbox_pool=0, library_schema=schema)
+    server = ResidentServer(agent)
+    yield agent, server
+    server.close()
+    services.library(schema).drop()
+    services.forget_library(schema)
+    agent.close()
+
+
+def sea_ask(request: str, schema: str, *extra: str) -> dict:
+    env = {**os.environ, "SEA_LIBRARY_SCHEMA": schema, "SEA_MODEL": f"scripted:{DEMO_SCRIPT}"}
+    run = subprocess.run([sys.executable, "-m", "cli", "ask", request, "--json", *extra],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return json.loads(run.stdout)
+
+
+def test_sea_ask_is_served_by_the_resident_agent(resident):
+    agent, server = resident
+    out = sea_ask("convert 100 degrees Fahrenheit to Celsius", agent.context.library_schema)
+    assert out["served_by"] == "resident agent" and out["result"] == 37.78
+    assert out["route"][-1] == "answer" and out["scripted_model"] is True
+    # The turn ran in the resident process: its library has the tool now.
+    assert agent.library.get("fahrenheit_to_celsius").status == "verified"
+    assert oct(socket_path().stat().st_mode & 0o777) == "0o600"
+
+
+def test_other_settings_or_in_process_are_served_here(resident):
+    agent, _ = resident
+    other = f"resident_other_{uuid.uuid4().hex[:6]}"
+    try:
+        out = sea_ask("convert 100 degrees Fahrenheit to Celsius", other)
+        assert out["served_by"] == "this process" and out["result"] == 37.78
+    finally:
+        services.library(other).drop()
+        services.forget_library(other)
+    out = sea_ask("convert 100 degrees Fahrenheit to Celsius", agent.context.library_schema,
+                  "--in-process")
+    assert out["served_by"] == "this process"
+
+
+def test_a_second_server_on_the_same_socket_is_refused(resident):
+    agent, _ = resident
+    with pytest.raises(OSError, match="already listens"):
+        ResidentServer(agent)
+
+
+def test_no_resident_means_none(tmp_path):
+    assert ask_resident("x", None, settings_key("m", "docker", "sea"), [],
+                        path=tmp_path / "agent.sock") is None
