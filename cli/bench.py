@@ -13,6 +13,7 @@ from pathlib import Path
 from sandbox import Limits, SandboxUnavailable, make_sandbox
 from tools_store.library import ToolLibrary
 
+from . import bench_startup
 from .ask import common_options
 from .output import emit, percentiles
 
@@ -231,3 +232,4 @@ def add_parsers(sub) -> None:
     p.add_argument("--runs", type=int, default=5)
     common_options(p)
     p.set_defaults(func=cmd_pipeline, pool=2)
+    bench_startup.add_bench_parser(bench_sub)

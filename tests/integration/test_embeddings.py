@@ -127,3 +127,27 @@ def test_changed_weights_with_a_matching_checksum_fail_the_vector_check(export_c
 def test_a_missing_export_says_to_rerun_the_setup(tmp_path):
     with pytest.raises(ExportError, match=r"no ONNX export.*re-run the setup"):
         OnnxEmbeddings(tmp_path / "nothing-here")
+
+
+def test_a_whole_turn_never_imports_torch(docker_sandbox, tmp_path):
+    """A reuse turn through the Agent, start to answer, in a fresh process."""
+    code = (
+        "import sys, uuid\n"
+        "from graph.runner import Agent\n"
+        "from nodes.kit import services\n"
+        "schema = 'notorch_' + uuid.uuid4().hex[:8]\n"
+        "agent = Agent(sandbox_pool=0, library_schema=schema)\n"
+        "try:\n"
+        "    first = agent.ask('convert 100 degrees Fahrenheit to Celsius')\n"
+        "    second = agent.ask(\"it's 98.6 F, what is that in celsius?\")\n"
+        "    assert first['result'] == 37.78 and second['decision'] == 'reuse', second\n"
+        "finally:\n"
+        "    services.library(schema).drop()\n"
+        "    agent.close()\n"
+        "heavy = {'torch', 'transformers', 'sentence_transformers', 'langchain_huggingface'}\n"
+        "print(sorted(heavy & set(sys.modules)))\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("SEA_MODEL", "OPENAI_API_KEY")}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip().splitlines()[-1] == "[]"

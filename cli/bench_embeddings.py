@@ -33,12 +33,12 @@ def measure(path: str, queries: int = 200) -> dict:
         import onnxruntime  # noqa: F401  (imported by the class; counted as import time)
         import tokenizers  # noqa: F401
 
-        from .onnx_embeddings import OnnxEmbeddings as load
+        from tools_store.onnx_embeddings import OnnxEmbeddings as load
     elif path == "sentence_transformers":
         import langchain_huggingface  # noqa: F401
         import sentence_transformers  # noqa: F401
 
-        from .onnx_export import sentence_transformers_embeddings as load
+        from tools_store.onnx_export import sentence_transformers_embeddings as load
     else:
         raise ValueError(f"unknown path {path!r}: one of {PATHS}")
     imported = time.perf_counter()
@@ -66,7 +66,7 @@ def bench_embeddings(queries: int = 200, paths: tuple[str, ...] = PATHS) -> dict
     """Return load and per-query figures of each path, each measured in a fresh process."""
     results: dict = {"queries": queries, "targets": TARGETS}
     for path in paths:
-        code = ("import json, sys; from tools_store.embedding_bench import measure; "
+        code = ("import json, sys; from cli.bench_embeddings import measure; "
                 "print(json.dumps(measure(sys.argv[1], int(sys.argv[2]))))")
         done = subprocess.run([sys.executable, "-c", code, path, str(queries)],
                               capture_output=True, text=True)
