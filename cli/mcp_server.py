@@ -24,6 +24,9 @@ own JSON schemas, not ones inferred from Python signatures.
   era's ``subscriptions/listen`` streams.
 - **Transports**: stdio (the default; stdout carries only the protocol) and streamable HTTP
   with ``--port`` on loopback (``/mcp``, and ``/health`` for probes).
+
+Why this module is long: it is the one MCP door, whole: the tool list, the calls, the change
+notifications and the two transports share the server object and read best together.
 """
 
 from __future__ import annotations
