@@ -289,7 +289,10 @@ class LibraryServer:
         from starlette.routing import Route
 
         async def health(_request):
-            return JSONResponse({"ok": True, "server": "sea-tools"})
+            pool = getattr(self.sandbox.backend, "pool", None)
+            return JSONResponse({"ok": True, "server": "sea-tools",
+                                 "pool": {"size": pool.size, "ready": len(pool.waiting())}
+                                 if pool else None})
 
         app = self.server.streamable_http_app(host=host, custom_starlette_routes=[
             Route("/health", health)])
