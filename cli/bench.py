@@ -1,4 +1,8 @@
-"""`sea bench ...`: benchmarks that print figures (never timed assertions in tests)."""
+"""`sea bench ...`: benchmarks that print figures (never timed assertions in tests).
+
+Why this module is long: every benchmark of the product lives here, each a few short
+functions, so that the figures in the README have one place to come from.
+"""
 
 from __future__ import annotations
 

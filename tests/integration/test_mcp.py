@@ -152,14 +152,26 @@ def test_stdio_experimental_tools_on_request_and_a_registration_is_announced(lib
             reversed_ = await session.call_tool("reverse_text", {"text": "abc"})
             assert reversed_.structured_content == {"result": "cba"}
 
-            holder["changed"] = anyio.Event()
-            await anyio.to_thread.run_sync(library.remove, "reverse_text")
-            with anyio.fail_after(WAIT):
-                await holder["changed"].wait()
+            async def after(change) -> None:
+                holder["changed"] = anyio.Event()
+                await anyio.to_thread.run_sync(change)
+                with anyio.fail_after(WAIT):
+                    await holder["changed"].wait()
+
+            await after(lambda: library.register(  # a repair: a new version of the tool
+                LATER, "def reverse_text(text):\n    return text[::-1].upper()\n", "",
+                reason="repair", new_version=True))
+            repaired = await session.call_tool("reverse_text", {"text": "abc"})
+            assert repaired.structured_content == {"result": "CBA"}
+            await after(lambda: library.rollback("reverse_text", 1))
+            rolled_back = await session.call_tool("reverse_text", {"text": "abc"})
+            assert rolled_back.structured_content == {"result": "cba"}
+            await after(lambda: library.remove("reverse_text"))
             assert "reverse_text" not in names(await session.list_tools())
 
     anyio.run(scenario)
     assert library.executions("shout_text")[0]["source"] == "mcp"
+    assert [r["version"] for r in library.executions("reverse_text")] == [1, 2, 1]
 
 
 def test_a_sandbox_that_is_down_is_a_clear_error(library, tmp_path):
