@@ -61,6 +61,8 @@ ASK_AGENT_DESCRIPTION = (
     "Ask the self-engineering agent. It reuses a tool of its library when one fits; otherwise "
     "it writes one (a spec, a pytest suite, an implementation verified in a sandbox), "
     "registers it and runs it. Returns the answer, the tool used and its version.")
+# Handshake-era clients kept for change notifications; past this, the longest idle is dropped.
+MAX_REMEMBERED_SESSIONS = 256
 # How long the change listener waits before it reconnects to a database that went away.
 RECONNECT_SECONDS = 2.0
 
@@ -143,7 +145,10 @@ class LibraryServer:
             return  # these clients hear of changes on their subscriptions/listen stream
         headers = getattr(ctx.request, "headers", None)
         key = (headers.get("mcp-session-id") if headers is not None else None) or "stdio"
-        self.sessions[key] = ctx.session
+        self.sessions.pop(key, None)
+        self.sessions[key] = ctx.session  # the most recently active last
+        while len(self.sessions) > MAX_REMEMBERED_SESSIONS:
+            self.sessions.pop(next(iter(self.sessions)))  # forget the longest idle
 
     async def _list_tools(self, ctx, params):
         import mcp_types as types
@@ -151,7 +156,7 @@ class LibraryServer:
         self._remember(ctx)
         try:
             tools = await anyio.to_thread.run_sync(self.tools)
-        except Exception as exc:  # noqa: BLE001  (LibraryError and any bug: say it, stay up)
+        except Exception as exc:  # a LibraryError or a bug: say it, stay up
             log.exception("listing the tools failed")
             raise RuntimeError(f"the tool library is unavailable: {exc}") from exc
         return types.ListToolsResult(tools=tools)
@@ -165,7 +170,7 @@ class LibraryServer:
             if params.name == ASK_AGENT:
                 return await self._ask_agent(arguments)
             return await anyio.to_thread.run_sync(self.call, params.name, arguments)
-        except Exception as exc:  # noqa: BLE001  (a bug in one call must not end the server)
+        except Exception as exc:  # a bug in one call must not end the server
             log.exception("tool call %s failed", params.name)
             return error_result(f"internal error in the server: {type(exc).__name__}: {exc}")
 
@@ -233,7 +238,7 @@ class LibraryServer:
         for key, session in list(self.sessions.items()):
             try:
                 await session.send_tool_list_changed()
-            except Exception:  # noqa: BLE001  (a client that went away must not stop the rest)
+            except Exception:  # a client that went away must not stop the rest
                 self.sessions.pop(key, None)
 
     async def watch_library(self, ready: Callable[[], None] = lambda: None) -> None:
