@@ -1,4 +1,8 @@
-"""`sea bench ...`: benchmarks that print figures (never timed assertions in tests)."""
+"""`sea bench ...`: benchmarks that print figures (never timed assertions in tests).
+
+Why this module is long: every benchmark of the product lives here, each a few short
+functions, so that the figures in the README have one place to come from.
+"""
 
 from __future__ import annotations
 
@@ -215,8 +219,120 @@ def cmd_pipeline(args) -> int:
     return 0
 
 
+def _wait_for_pool(url: str, deadline: float) -> dict:
+    """Poll the MCP server's health until its warm pool is full; return the health."""
+    import json
+    import urllib.request
+
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                health = json.load(response)
+            pool = health.get("pool")
+            if pool is None or pool["ready"] >= pool["size"]:
+                return health
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the MCP server at {url} was not ready in time")
+        time.sleep(0.05)
+
+
+async def _time_mcp_calls(url: str, health: str, runs: int) -> dict:
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    idle, back_to_back, in_sandbox = [], [], []
+    async with streamable_http_client(url) as (read, write), ClientSession(read, write) as s:
+        await s.initialize()
+        await s.list_tools()
+        for timings in (idle, back_to_back):
+            for i in range(runs):
+                if timings is idle:
+                    _wait_for_pool(health, time.monotonic() + 60)
+                start = time.perf_counter()
+                result = await s.call_tool("add", {"a": i, "b": 1})
+                timings.append(time.perf_counter() - start)
+                if result.is_error or result.structured_content != {"result": i + 1}:
+                    raise RuntimeError(f"the call failed: {result.model_dump_json()[:300]}")
+                if timings is idle:
+                    in_sandbox.append(result.meta["sea/duration"])
+    return {"idle_pool": percentiles(idle), "back_to_back": percentiles(back_to_back),
+            "idle_pool_sandbox_part": percentiles(in_sandbox)}
+
+
+def _direct_calls(runs: int, pool: int) -> dict:
+    """Time the same call straight on a warm-pool sandbox, for the protocol's overhead."""
+    sandbox = make_sandbox("docker", pool_size=pool)
+    timings = []
+    try:
+        for i in range(runs):
+            if not sandbox.backend.pool.wait_ready(60):
+                raise RuntimeError(f"the warm pool did not fill: {sandbox.backend.pool.last_error}")
+            start = time.perf_counter()
+            sandbox.call(BENCH_IMPL, "add", {"a": i, "b": 1})
+            timings.append(time.perf_counter() - start)
+    finally:
+        sandbox.close()
+    return percentiles(timings)
+
+
+def cmd_mcp(args) -> int:
+    """Time a tool call over MCP (streamable HTTP on loopback) against `sea mcp serve`."""
+    import subprocess
+    import sys
+
+    import anyio
+
+    from tools_store.models import ToolSpec
+
+    from .mcp_server import SOURCE
+
+    schema = f"sea_bench_{uuid.uuid4().hex[:8]}"
+    library = ToolLibrary(schema=schema)
+    spec = ToolSpec(name="add", description="Add two integers.",
+                    parameters=[{"name": "a", "type": "integer"},
+                                {"name": "b", "type": "integer"}], returns={"type": "integer"})
+    library.register(spec, BENCH_IMPL, BENCH_TESTS)
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = tempfile.TemporaryFile()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "cli", "mcp", "serve", "--port", str(port), "--pool",
+         str(args.pool)], env={**os.environ, "SEA_LIBRARY_SCHEMA": schema},
+        stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+    try:
+        try:
+            _wait_for_pool(f"{base}/health", time.monotonic() + 180)
+        except RuntimeError:
+            log.seek(0)
+            raise RuntimeError(f"the MCP server did not start: {log.read()[-2000:]!r}") from None
+        figures = anyio.run(_time_mcp_calls, f"{base}/mcp", f"{base}/health", args.runs)
+        logged = sum(r["source"] == SOURCE for r in library.executions("add", 10 * args.runs))
+    finally:
+        server.terminate()
+        server.wait(30)
+        log.close()
+        library.drop()
+    direct = _direct_calls(args.runs, args.pool)
+    emit({"transport": "streamable HTTP on 127.0.0.1 (handshake-era session)",
+          "pool": args.pool, "runs": args.runs, "tool_call_s": figures,
+          "direct_sandbox_call_s": direct,
+          "mcp_overhead_p50_s": round(figures["idle_pool"]["p50"] - direct["p50"], 4),
+          "executions_logged_with_source_mcp": logged}, args.json)
+    return 0
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def add_parsers(sub) -> None:
-    """Add `sea bench sandbox | library | pipeline`."""
+    """Add `sea bench sandbox | library | pipeline | mcp`."""
     bench = sub.add_parser("bench", help="benchmarks that print figures")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
     p = bench_sub.add_parser("sandbox", help="verify/call latency: cold, warm pool, bwrap")
@@ -232,4 +348,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--runs", type=int, default=5)
     common_options(p)
     p.set_defaults(func=cmd_pipeline, pool=2)
+    p = bench_sub.add_parser("mcp", help="a tool call over MCP (streamable HTTP), warm pool")
+    p.add_argument("--runs", type=int, default=30)
+    p.add_argument("--pool", type=int, default=2)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_mcp)
     bench_startup.add_bench_parser(bench_sub)

@@ -107,6 +107,18 @@ class ToolLibrary:
         if conn is not None and not conn.closed:
             conn.close()
 
+    @property
+    def channel(self) -> str:
+        """Return the PostgreSQL channel notified when the set of current tools changes."""
+        return f"sea_tools_{self.schema}"
+
+    def _notify_changed(self, conn: psycopg.Connection) -> None:
+        """Tell listeners (say, an MCP server in another process) the tool list changed.
+
+        Sent inside the caller's transaction, so it is delivered only if that commits.
+        """
+        conn.execute(sql.SQL("NOTIFY {}").format(sql.Identifier(self.channel)))
+
     def vector_store(self):
         """Return the PGVectorStore over the index (loads the embedding model)."""
         return self.index.store()
@@ -157,6 +169,7 @@ class ToolLibrary:
                 position += len(docs)
                 _crash_point("before_commit")
                 added.append(record)
+            self._notify_changed(conn)
         _crash_point("after_commit")
         for record in added:
             self.mirror.write(record)
@@ -201,6 +214,7 @@ class ToolLibrary:
         with self.connect() as conn, conn.transaction():
             records.make_current(conn, name, version, record.status)
             self.index.write(conn, name, version, docs, vectors)
+            self._notify_changed(conn)
         return self.get(name)
 
     def remove(self, name: str) -> None:
@@ -209,16 +223,20 @@ class ToolLibrary:
         with self.connect() as conn, conn.transaction():
             records.retire(conn, name)
             self.index.delete(conn, name)
+            self._notify_changed(conn)
 
     # -- executions, reflections, workflows -------------------------------------------------
 
     def record_execution(self, name: str, version: int, inputs: dict, output,
                          success: bool, error: str = "", duration: float = 0.0,
-                         session_id: str = "", request: str = "") -> None:
-        """Log one execution, update the tool's counters, and index a served request."""
+                         session_id: str = "", request: str = "", source: str = "agent") -> None:
+        """Log one execution, update the tool's counters, and index a served request.
+
+        ``source`` says who called: ``agent`` (the graph), ``mcp``, ``langchain``.
+        """
         with self.connect() as conn, conn.transaction():
             records.add_execution(conn, name, version, inputs, output, success, error,
-                                  duration, session_id, request)
+                                  duration, session_id, request, source)
         if success and request.strip():
             self._index_served_request(name, version, request.strip())
 

@@ -75,6 +75,10 @@ MIGRATIONS: list[tuple[int, str]] = [
         value text NOT NULL
     );
     """),
+    # Where an execution came from: the agent's graph, the MCP server, LangChain tools.
+    (2, """
+    ALTER TABLE tool_executions ADD COLUMN IF NOT EXISTS source text NOT NULL DEFAULT 'agent';
+    """),
 ]
 
 

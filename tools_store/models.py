@@ -149,3 +149,35 @@ class SearchResult(BaseModel):
     candidates: list[Candidate]
     thresholds: dict = Field(default_factory=dict)
     embedding_model: str = ""
+
+
+def check_arguments(arguments: dict, spec: ToolSpec) -> dict:
+    """Validate call arguments against the spec; return them with defaults filled in."""
+    if not isinstance(arguments, dict):
+        raise ValueError("arguments must be a JSON object")
+    known = {p.name: p for p in spec.parameters}
+    unknown = sorted(set(arguments) - set(known))
+    if unknown:
+        raise ValueError(f"unknown arguments: {', '.join(unknown)}")
+    checked = {}
+    for name, param in known.items():
+        if name not in arguments:
+            if param.required:
+                raise ValueError(f"missing argument {name!r} ({param.description})")
+            checked[name] = param.default
+            continue
+        value = arguments[name]
+        expected = {"string": str, "integer": int, "number": (int, float), "boolean": bool,
+                    "array": list, "object": dict}[param.type]
+        if isinstance(value, bool) and param.type in ("integer", "number"):
+            raise ValueError(f"argument {name!r} must be a {param.type}, not a boolean")
+        if param.type == "number" and isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if not isinstance(value, expected):
+            raise ValueError(f"argument {name!r} must be {PY_TYPES[param.type]}, got "
+                             f"{type(value).__name__}")
+        checked[name] = value
+    return checked

@@ -112,13 +112,13 @@ def offered(conn: psycopg.Connection, names: list[str]) -> list[dict]:
 
 def add_execution(conn: psycopg.Connection, name: str, version: int, inputs: dict, output,
                   success: bool, error: str, duration: float, session_id: str,
-                  request: str) -> None:
-    """Log one execution and count it on the tool."""
+                  request: str, source: str = "agent") -> None:
+    """Log one execution (``source``: agent, mcp, langchain) and count it on the tool."""
     conn.execute(
         "INSERT INTO tool_executions (name, version, inputs, output, success, error, duration, "
-        "session_id, request) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        "session_id, request, source) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (name, version, Jsonb(inputs), Jsonb(output), success, error[:4000], duration,
-         session_id, request[:2000]))
+         session_id, request[:2000], source))
     conn.execute("UPDATE tools SET uses = uses + 1, successes = successes + %s WHERE name = %s",
                  (int(success), name))
 

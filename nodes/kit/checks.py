@@ -6,7 +6,7 @@ import ast
 import hashlib
 
 from sandbox.core import declared_tests
-from tools_store.models import PY_TYPES, ToolSpec
+from tools_store.models import ToolSpec, check_arguments  # noqa: F401  (re-exported)
 
 # Names an implementation has no business touching: the suite, pytest, the runner.
 FORBIDDEN_IN_IMPLEMENTATION = ("test_tool", "conftest", "pytest", "_pytest", "sea-frame",
@@ -62,35 +62,3 @@ def check_implementation(code: str, spec: ToolSpec) -> None:
     if params != expected:
         raise ValueError(f"{spec.name} takes ({', '.join(params)}); the spec says "
                          f"({', '.join(expected)})")
-
-
-def check_arguments(arguments: dict, spec: ToolSpec) -> dict:
-    """Validate call arguments against the spec; return them with defaults filled in."""
-    if not isinstance(arguments, dict):
-        raise ValueError("arguments must be a JSON object")
-    known = {p.name: p for p in spec.parameters}
-    unknown = sorted(set(arguments) - set(known))
-    if unknown:
-        raise ValueError(f"unknown arguments: {', '.join(unknown)}")
-    checked = {}
-    for name, param in known.items():
-        if name not in arguments:
-            if param.required:
-                raise ValueError(f"missing argument {name!r} ({param.description})")
-            checked[name] = param.default
-            continue
-        value = arguments[name]
-        expected = {"string": str, "integer": int, "number": (int, float), "boolean": bool,
-                    "array": list, "object": dict}[param.type]
-        if isinstance(value, bool) and param.type in ("integer", "number"):
-            raise ValueError(f"argument {name!r} must be a {param.type}, not a boolean")
-        if param.type == "number" and isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        if not isinstance(value, expected):
-            raise ValueError(f"argument {name!r} must be {PY_TYPES[param.type]}, got "
-                             f"{type(value).__name__}")
-        checked[name] = value
-    return checked

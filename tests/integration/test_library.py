@@ -242,3 +242,38 @@ def test_eval_retrieval_uses_a_throwaway_library(tmp_path):
         leftover = conn.execute("SELECT count(*) AS n FROM information_schema.schemata "
                                 "WHERE schema_name LIKE 'sea_eval_%'").fetchone()["n"]
     assert leftover == 0
+
+
+def test_execution_source_migration_keeps_old_rows_as_the_agents(library):
+    library.register(km_spec(), CODE, TESTS)
+    with library.connect() as conn:  # the schema as it was before migration 2
+        conn.execute("ALTER TABLE tool_executions DROP COLUMN source")
+        conn.execute("DELETE FROM schema_migrations WHERE version = 2")
+        conn.execute("INSERT INTO tool_executions (name, version, inputs, success) "
+                     "VALUES ('kilometers_to_miles', 1, '{}', true)")
+        conn.commit()
+        assert migrate(conn, library.schema) == [2]
+    library.record_execution("kilometers_to_miles", 1, {"km": 1}, 0.62, True, source="mcp")
+    assert [r["source"] for r in library.executions("kilometers_to_miles")] == ["mcp", "agent"]
+
+
+def test_changes_to_the_current_tools_are_notified(library):
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(library.url, autocommit=True) as listener:
+        listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(library.channel)))
+
+        def heard() -> int:
+            return len(list(listener.notifies(timeout=1.0)))
+
+        library.register(km_spec(), CODE, TESTS)
+        assert heard() == 1
+        library.register(km_spec(), CODE + "# v2\n", TESTS, new_version=True)
+        assert heard() == 1
+        library.rollback("kilometers_to_miles", 1)
+        assert heard() == 1
+        library.record_execution("kilometers_to_miles", 1, {"km": 1}, 0.62, True)
+        assert heard() == 0  # an execution does not change the list
+        library.remove("kilometers_to_miles")
+        assert heard() == 1
