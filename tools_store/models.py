@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field, field_validator
 JsonType = Literal["string", "integer", "number", "boolean", "array", "object"]
 PY_TYPES = {"string": "str", "integer": "int", "number": "float", "boolean": "bool",
             "array": "list", "object": "dict"}
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
+NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{1,62}")  # whole names only: fullmatch
 # Names the sandbox itself uses for its files.
 RESERVED_NAMES = {"tool", "test_tool", "conftest", "runner", "pytest"}
 ToolStatus = Literal["verified", "experimental", "retired"]
@@ -26,7 +26,7 @@ class InvalidToolName(ValueError):
 
 def check_tool_name(name: str) -> str:
     """Return ``name`` if it is a safe tool name, else raise InvalidToolName saying why."""
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         raise InvalidToolName(f"tool name {name!r} must be snake_case: a lowercase letter, "
                               "then lowercase letters, digits or underscores (2-63 chars)")
     if keyword.iskeyword(name) or name in RESERVED_NAMES:
