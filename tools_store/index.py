@@ -56,12 +56,19 @@ class ToolIndex:
 
     def _ensure_table(self, dimension: int) -> None:
         """Create the vector table (through PGEngine) and its HNSW index if missing."""
+        def exists() -> bool:
+            return bool(self._reader().execute(
+                "SELECT to_regclass(%s) AS t", (f"{self.schema}.{TABLE}",)).fetchone()["t"])
+
+        if exists():
+            return
+        with db.setup_lock(self.url):  # another process may be creating it right now
+            if not exists():
+                self._create_table(dimension)
+
+    def _create_table(self, dimension: int) -> None:
         from langchain_postgres import Column
 
-        exists = self._reader().execute(
-            "SELECT to_regclass(%s) AS t", (f"{self.schema}.{TABLE}",)).fetchone()["t"]
-        if exists:
-            return
         self._engine().init_vectorstore_table(
             table_name=TABLE, vector_size=dimension, schema_name=self.schema,
             metadata_columns=[Column("tool_name", "TEXT"), Column("kind", "TEXT"),

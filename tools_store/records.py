@@ -13,6 +13,7 @@ from psycopg.types.json import Jsonb
 
 from .errors import ToolExists, ToolNotFound
 from .models import ToolRecord, ToolSpec
+from .text import storable
 
 # A version joined with its tool's counters; ``current`` tells the current version.
 _VERSION_ROWS = ("SELECT v.*, t.uses, t.successes, (v.version = t.current_version) AS current "
@@ -113,12 +114,12 @@ def offered(conn: psycopg.Connection, names: list[str]) -> list[dict]:
 def add_execution(conn: psycopg.Connection, name: str, version: int, inputs: dict, output,
                   success: bool, error: str, duration: float, session_id: str,
                   request: str) -> None:
-    """Log one execution and count it on the tool."""
+    """Log one execution and count it on the tool (text PostgreSQL cannot store, escaped)."""
     conn.execute(
         "INSERT INTO tool_executions (name, version, inputs, output, success, error, duration, "
         "session_id, request) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (name, version, Jsonb(inputs), Jsonb(output), success, error[:4000], duration,
-         session_id, request[:2000]))
+        (name, version, Jsonb(storable(inputs)), Jsonb(storable(output)), success,
+         storable(error[:4000]), duration, storable(session_id), storable(request[:2000])))
     conn.execute("UPDATE tools SET uses = uses + 1, successes = successes + %s WHERE name = %s",
                  (int(success), name))
 
