@@ -10,18 +10,27 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
+def _escape(found: re.Match) -> str:
+    code = ord(found.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def printable(text: str) -> str:
-    r"""Show control characters (terminal escapes included) as visible \xNN escapes."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    r"""Show control characters (terminal escapes included) and lone surrogates as escapes."""
+    return _CONTROL.sub(_escape, text)
 
 
 # Text that came out of the sandbox: it may be shown in a terminal or a page.
 SafeText = Annotated[str, AfterValidator(printable)]
 
-RunStatus = Literal["passed", "failed", "error", "timeout", "out_of_memory", "unavailable"]
+RunStatus = Literal["passed", "failed", "error", "timeout", "out_of_memory", "unavailable",
+                    "infrastructure"]
+# Outcomes that say nothing about the code: the sandbox could not run it, or something outside
+# it (a container killed from outside, the daemon lost, an unreadable input file) broke the run.
+NOT_A_VERDICT = ("unavailable", "infrastructure")
 TestOutcomeName = Literal["passed", "failed", "error", "skipped", "xfailed", "xpassed"]
 
 
@@ -76,7 +85,7 @@ class CallResult(BaseModel):
     """The result of calling one function of an implementation in the sandbox."""
 
     ok: bool
-    status: Literal["ok", "error", "timeout", "out_of_memory", "unavailable"]
+    status: Literal["ok", "error", "timeout", "out_of_memory", "unavailable", "infrastructure"]
     result: Any = None
     error_type: SafeText = ""
     error: SafeText = ""

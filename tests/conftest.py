@@ -79,10 +79,16 @@ def runner_processes() -> list[str]:
 
 
 def sandbox_containers() -> list:
-    """List every sandbox container Docker still has."""
-    from sandbox.docker_backend import LABEL, connect
+    """List the sandbox containers of this process that Docker still has.
 
-    return connect().containers.list(all=True, filters={"label": LABEL})
+    Other processes (other test runs on a shared daemon) have their own.
+    """
+    from sandbox.docker_backend import connect
+    from sandbox.ownership import LABEL, OWNER_LABEL, owner_labels
+
+    mine = f"{OWNER_LABEL}={owner_labels()[OWNER_LABEL]}"
+    return connect().containers.list(all=True, filters={"label": [LABEL, mine]},
+                                     ignore_removed=True)
 
 
 def sandbox_cgroups() -> list[Path]:
