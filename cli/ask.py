@@ -32,10 +32,28 @@ def _print_turn(result: dict, scripted: bool) -> None:
     print(f"session:   {result['session_id']}")
 
 
+def not_utf8(text: str) -> str:
+    """Say what is wrong with text read from the terminal that was not UTF-8, else ""."""
+    try:
+        text.encode("utf-8")
+        return ""
+    except UnicodeEncodeError as exc:
+        raw = text[exc.start:exc.end].encode("utf-8", "surrogateescape")
+        return (f"the request is not valid UTF-8 (byte {raw.hex(' ')} at character "
+                f"{exc.start}); check the terminal's encoding")
+
+
 def cmd_ask(args) -> int:
     """Serve one request."""
     from graph.runner import summary
 
+    problem = not_utf8(args.request)
+    if problem:
+        if args.json:
+            emit({"error": problem}, True)
+        else:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
     agent = _agent(args)
     try:
         on_event = None if args.json else (
@@ -59,6 +77,8 @@ def cmd_chat(args) -> int:
     print(f"session {session}; an empty line or Ctrl-D ends it.")
     if agent.scripted:
         print(f"[{SCRIPTED_BANNER}]")
+    # Bytes that are not UTF-8 arrive as lone surrogates (and are refused), never as a crash.
+    sys.stdin.reconfigure(errors="surrogateescape")
     try:
         while True:
             try:
@@ -67,6 +87,9 @@ def cmd_chat(args) -> int:
                 break
             if not line:
                 break
+            if not_utf8(line):
+                print(f"agent> Sorry, {not_utf8(line)}.")
+                continue
             result = summary(agent.ask(line, session, on_event=lambda e: print(
                 f"  [{e['step']}] {e['message']}")))
             print(f"agent> {result['answer']}")

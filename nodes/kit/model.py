@@ -16,6 +16,8 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, ValidationError
 
+from tools_store.text import unstorable
+
 from .scripted import DEMO_SCRIPT, NoScriptedReply, ScriptedChatModel
 
 T = TypeVar("T", bound=BaseModel)
@@ -109,6 +111,8 @@ def invoke_structured(model: BaseChatModel, step: str, instructions: str, reques
             usage[key] += value
         try:
             parsed = schema.model_validate(extract_json(str(reply.content)))
+            if unstorable(parsed.model_dump()):
+                raise ValueError(f"the reply holds {unstorable(parsed.model_dump())}")
             if check:
                 check(parsed)
             return parsed, usage

@@ -64,6 +64,9 @@ class FakeLibrary:
         self.tools[spec.name] = record
         return record
 
+    def mirror_problem(self, name: str, version: int) -> str:
+        return ""
+
     def record_execution(self, name, version, inputs, output, success, error="",
                          duration=0.0, session_id="", request="") -> None:
         self.executions.append({"name": name, "inputs": inputs, "output": output,
