@@ -86,6 +86,9 @@ class FakeSandbox:
 
     def verify(self, implementation: str, tests: str, files=None) -> VerifyReport:
         self.verified.append(implementation)
+        if "# infra" in implementation:
+            return VerifyReport(status="infrastructure",
+                                detail="the sandbox was stopped from outside")
         if "# passes" in implementation:
             return VerifyReport(status="passed", passed=1,
                                 tests=[TestOutcome(name="test_it", outcome="passed")])
