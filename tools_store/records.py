@@ -46,9 +46,13 @@ def insert_version(conn: psycopg.Connection, spec: ToolSpec, code: str, tests: s
     version = 1 + conn.execute(
         "SELECT coalesce(max(version), 0) AS v FROM tool_versions WHERE name = %s",
         (spec.name,)).fetchone()["v"]
-    if row is None:
-        conn.execute("INSERT INTO tools (name, current_version, status) VALUES (%s, %s, %s)",
-                     (spec.name, version, status))
+    if row is None and conn.execute(
+            "INSERT INTO tools (name, current_version, status) VALUES (%s, %s, %s) "
+            "ON CONFLICT (name) DO NOTHING RETURNING name",
+            (spec.name, version, status)).fetchone() is None:
+        # Another session registered the name after our check, and committed first.
+        raise ToolExists(f"a tool named {spec.name!r} was registered meanwhile by another "
+                         "session")
     conn.execute(
         "INSERT INTO tool_versions (name, version, status, spec, code, tests, report, "
         "code_hash, reason) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
