@@ -13,6 +13,7 @@ from pathlib import Path
 from sandbox import Limits, SandboxUnavailable, make_sandbox
 from tools_store.library import ToolLibrary
 
+from . import bench_concurrency
 from .ask import common_options
 from .output import emit, percentiles
 
@@ -215,7 +216,7 @@ def cmd_pipeline(args) -> int:
 
 
 def add_parsers(sub) -> None:
-    """Add `sea bench sandbox | library | pipeline`."""
+    """Add `sea bench sandbox | library | pipeline | concurrency`."""
     bench = sub.add_parser("bench", help="benchmarks that print figures")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
     p = bench_sub.add_parser("sandbox", help="verify/call latency: cold, warm pool, bwrap")
@@ -231,3 +232,4 @@ def add_parsers(sub) -> None:
     p.add_argument("--runs", type=int, default=5)
     common_options(p)
     p.set_defaults(func=cmd_pipeline, pool=2)
+    bench_concurrency.add_parser(bench_sub)

@@ -23,6 +23,8 @@ TABLE = "tool_index"
 DOC_NAMESPACE = uuid.UUID("5b0c2f8e-7d1a-4c41-9a57-3f1f6f1d2a10")
 
 Docs = list[tuple[str, str]]  # (kind, text): purpose, example or served request
+# Connections the vector store may hold per process (its searches run on one event loop).
+VECTOR_POOL_SIZE = 4
 
 
 class ToolIndex:
@@ -45,7 +47,8 @@ class ToolIndex:
         with self._engines_lock:
             if self.url not in self._engines:
                 self._engines[self.url] = PGEngine.from_connection_string(
-                    db.sqlalchemy_url(self.url), pool_pre_ping=True)
+                    db.sqlalchemy_url(self.url), pool_pre_ping=True,
+                    pool_size=VECTOR_POOL_SIZE, max_overflow=0)
             return self._engines[self.url]
 
     def built_by(self) -> str | None:
