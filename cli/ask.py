@@ -32,6 +32,17 @@ def _print_turn(result: dict, scripted: bool) -> None:
     print(f"session:   {result['session_id']}")
 
 
+def not_utf8(text: str) -> str:
+    """Say what is wrong with text read from the terminal that was not UTF-8, else ""."""
+    try:
+        text.encode("utf-8")
+        return ""
+    except UnicodeEncodeError as exc:
+        raw = text[exc.start:exc.end].encode("utf-8", "surrogateescape")
+        return (f"the request is not valid UTF-8 (byte {raw.hex(' ')} at character "
+                f"{exc.start}); check the terminal's encoding")
+
+
 def _via_resident(args, on_event) -> dict | None:
     """Serve the turn through a running agent with the same settings, if one is up."""
     from graph.resident import ask_resident, settings_key
@@ -45,6 +56,13 @@ def _via_resident(args, on_event) -> dict | None:
 
 def cmd_ask(args) -> int:
     """Serve one request: through a resident agent when one is up, else in this process."""
+    problem = not_utf8(args.request)
+    if problem:
+        if args.json:
+            emit({"error": problem}, True)
+        else:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
     on_event = None if args.json else (
         lambda e: print(f"  [{e['step']}] {e['message']}", file=sys.stderr))
     result = None if args.in_process else _via_resident(args, on_event)
@@ -78,6 +96,8 @@ def cmd_chat(args) -> int:
     print(f"session {session}; an empty line or Ctrl-D ends it.")
     if agent.scripted:
         print(f"[{SCRIPTED_BANNER}]")
+    # Bytes that are not UTF-8 arrive as lone surrogates (and are refused), never as a crash.
+    sys.stdin.reconfigure(errors="surrogateescape")
     try:
         while True:
             try:
@@ -86,6 +106,9 @@ def cmd_chat(args) -> int:
                 break
             if not line:
                 break
+            if not_utf8(line):
+                print(f"agent> Sorry, {not_utf8(line)}.")
+                continue
             result = summary(agent.ask(line, session, on_event=lambda e: print(
                 f"  [{e['step']}] {e['message']}")))
             print(f"agent> {result['answer']}")

@@ -17,7 +17,7 @@ from pathlib import Path
 from sandbox import Limits, SandboxUnavailable, make_sandbox
 from tools_store.library import ToolLibrary
 
-from . import bench_startup
+from . import bench_concurrency, bench_startup
 from .ask import common_options
 from .output import emit, percentiles
 
@@ -332,7 +332,7 @@ def _free_port() -> int:
 
 
 def add_parsers(sub) -> None:
-    """Add `sea bench sandbox | library | pipeline | mcp`."""
+    """Add `sea bench sandbox | library | pipeline | mcp | startup | concurrency`."""
     bench = sub.add_parser("bench", help="benchmarks that print figures")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
     p = bench_sub.add_parser("sandbox", help="verify/call latency: cold, warm pool, bwrap")
@@ -354,3 +354,4 @@ def add_parsers(sub) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_mcp)
     bench_startup.add_bench_parser(bench_sub)
+    bench_concurrency.add_parser(bench_sub)

@@ -106,10 +106,11 @@ def cmd_call(args) -> int:
 
 
 def cmd_clean(args) -> int:
-    """Remove every sandbox container left on this host."""
-    from sandbox.docker_backend import connect, remove_leftovers
+    """Remove the sandbox containers whose owner process is gone (``--all``: every one)."""
+    from sandbox.docker_backend import connect
+    from sandbox.ownership import sweep
 
-    removed = remove_leftovers(connect(), everything=True)
+    removed = sweep(connect(), everything=args.all)
     emit({"removed": removed}, args.json)
     return 0
 
@@ -145,7 +146,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--args", default="{}")
     common(p, run=True)
     p.set_defaults(func=cmd_call)
-    p = ssub.add_parser("clean", help="remove every leftover sandbox container")
+    p = ssub.add_parser("clean", help="remove sandbox containers whose owner process is gone")
+    p.add_argument("--all", action="store_true",
+                   help="remove every sandbox container, live processes' too")
     common(p)
     p.set_defaults(func=cmd_clean)
 

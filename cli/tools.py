@@ -88,11 +88,27 @@ def cmd_reembed(args) -> int:
     return 0
 
 
+def _difference(item: dict) -> str:
+    if "path" in item:
+        return f"{item['kind']:8} {item['path']}"
+    return f"{item['kind']:8} {item['name']} v{item['version']}: {', '.join(item['files'])}"
+
+
+def cmd_check(args) -> int:
+    """Report how the readable files differ from the database; change nothing."""
+    differences = ToolLibrary().mirror_differences()
+    emit({"differences": differences}, args.json,
+         [_difference(d) for d in differences] or ["files match the database"])
+    return 1 if differences else 0
+
+
 def cmd_reconcile(args) -> int:
     """Repair the readable files from the database."""
     repairs = ToolLibrary().reconcile_files()
-    emit({"repairs": repairs}, args.json, repairs or ["files match the database"])
-    return 0
+    failed = [r for r in repairs if r.startswith("could not")]
+    emit({"repairs": repairs, "failed": len(failed)}, args.json,
+         repairs or ["files match the database"])
+    return 1 if failed else 0
 
 
 def add_parsers(sub) -> None:
@@ -117,5 +133,6 @@ def add_parsers(sub) -> None:
         ("version", {"type": int}))
     add("remove", cmd_remove, "retire a tool", ("name", {}))
     add("reembed", cmd_reembed, "rebuild the index with the configured embedding model")
+    add("check", cmd_check, "report how the readable files differ from the database")
     add("reconcile", cmd_reconcile, "repair the readable files from the database")
 

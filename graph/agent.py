@@ -19,6 +19,7 @@ from nodes.retrieve import retrieve
 from nodes.spec import spec
 from nodes.tests import tests
 from nodes.verify import verify
+from sandbox.reports import NOT_A_VERDICT
 from state.graph_state import AgentState
 
 
@@ -43,8 +44,12 @@ def after_decide(state: AgentState) -> Literal["execute", "spec", "answer"]:
 
 
 def after_verify(state: AgentState) -> Literal["register", "reflect", "answer"]:
-    """Register a pass; reflect on a failure while retries remain, then go experimental."""
-    if state.get("error"):
+    """Register a pass; reflect on a failure while retries remain, then go experimental.
+
+    A run that says nothing about the code (the sandbox unavailable, or broken from outside)
+    is never reflected on nor registered: the turn ends with its error.
+    """
+    if state.get("error") or state.get("report", {}).get("status") in NOT_A_VERDICT:
         return "answer"
     if state.get("report", {}).get("status") == "passed":
         return "register"

@@ -16,9 +16,10 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from nodes.kit import services
+from nodes.kit.checks import check_request
 from nodes.kit.context import Context
 from nodes.kit.model import is_scripted, resolve_model_name
-from tools_store.db import connect, database_url
+from tools_store.db import connect, database_url, setup_lock
 
 from .agent import build_graph
 
@@ -45,7 +46,8 @@ class Agent:
                                    kwargs={"autocommit": True, "prepare_threshold": 0,
                                            "row_factory": dict_row})
         self.checkpointer = PostgresSaver(self.pool)
-        self.checkpointer.setup()
+        with setup_lock(url):  # processes starting together on a new database never race
+            self.checkpointer.setup()
         self.graph = build_graph().compile(checkpointer=self.checkpointer)
 
     @property
@@ -63,7 +65,19 @@ class Agent:
 
     def stream(self, request: str, session_id: str,
                files: list[str] | None = None) -> Iterator[dict]:
-        """Yield ``event`` and ``step`` items as they happen; the last item is ``final``."""
+        """Yield ``event`` and ``step`` items as they happen; the last item is ``final``.
+
+        A request no storage can hold is refused here: the checkpointer stores the input
+        before the first node could refuse it.
+        """
+        try:
+            check_request(request)
+        except ValueError as exc:
+            error = f"enrich failed: {exc}"
+            yield {"kind": "event", "step": "enrich", "message": error, "level": "error"}
+            yield {"kind": "final", "state": {"error": error, "answer": "Sorry, I could not "
+                                                                        f"complete this: {error}"}}
+            return
         context = replace(self.context, session_id=session_id,
                           input_files=files if files is not None else self.context.input_files)
         for mode, payload in self.graph.stream({"request": request}, self._config(session_id),

@@ -39,5 +39,6 @@ def answer(state: dict, runtime: Runtime[Context]) -> dict:
             text = f"{tool.get('name')} returned {result}."  # the result, said plainly
     if tool.get("status") == "experimental" and not state.get("error"):
         text = EXPERIMENTAL.format(name=tool["name"]) + text
+    text += "".join(f"\nNote: {warning}." for warning in state.get("warnings") or [])
     event("answer", text)
     return {"answer": text, "messages": [AIMessage(text)], "usage": usage}

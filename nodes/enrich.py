@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 from langchain_core.messages import HumanMessage
 from langgraph.runtime import Runtime
 from langgraph.types import Overwrite
 
+from .kit.checks import check_request
 from .kit.context import Context
 from .kit.model import StepError
 from .kit.node import event, library, node
@@ -35,6 +38,14 @@ def enrich(state: dict, runtime: Runtime[Context]) -> dict:
         raise StepError("the request is empty")
     if len(request) > MAX_REQUEST_CHARS:
         raise StepError(f"the request is longer than {MAX_REQUEST_CHARS} characters")
+    try:
+        check_request(request)
+    except ValueError as exc:
+        raise StepError(str(exc)) from None
+    unreadable = [f for f in runtime.context.input_files if not os.access(f, os.R_OK)
+                  or not os.path.isfile(f)]
+    if unreadable:
+        raise StepError(f"the input file {unreadable[0]} cannot be read")
     lib = library(runtime)
     stored = lib.policy()
     policy = turn_policy(stored, lib.thresholds(stored), runtime.context.overrides())
@@ -44,4 +55,4 @@ def enrich(state: dict, runtime: Runtime[Context]) -> dict:
     event("enrich", f"{len(window)} earlier messages in context")
     return {**PER_TURN, "request": request, "history": window, "policy": policy,
             "messages": [HumanMessage(request)], "usage": Overwrite({}),
-            "attempts": Overwrite(0)}
+            "attempts": Overwrite(0), "warnings": Overwrite([])}

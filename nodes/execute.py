@@ -7,7 +7,9 @@ from pathlib import Path
 
 from langgraph.runtime import Runtime
 
+from sandbox.reports import NOT_A_VERDICT
 from state.replies import ArgsReply
+from tools_store.text import storable, unstorable
 
 from .kit.checks import check_arguments
 from .kit.context import Context
@@ -44,15 +46,25 @@ def execute(state: dict, runtime: Runtime[Context]) -> dict:
           arguments=arguments)
     call = sandbox(runtime).call(record.code, record.name, arguments,
                                  files=runtime.context.input_files)
+    update = {"arguments": arguments, "usage": {"args": usage}}
+    if call.status in NOT_A_VERDICT:  # says nothing about the tool: not logged against it
+        update["error"] = (f"the sandbox is unavailable: {call.error}"
+                           if call.status == "unavailable" else
+                           f"the sandbox could not run {record.name}, for reasons outside it, "
+                           f"twice: {call.error}")
+        event("execute", update["error"], ok=False, level="error")
+        return update
+    result = storable(call.result)  # what the log and the session can hold
+    if call.ok and unstorable(call.result):
+        update["warnings"] = [f"the result held {unstorable(call.result)}, shown escaped"]
     lib.record_execution(record.name, record.version, arguments,
-                         call.result if call.ok else None, call.ok,
+                         result if call.ok else None, call.ok,
                          call.describe_error(), call.duration,
                          runtime.context.session_id, state["standalone_request"])
-    update = {"arguments": arguments, "usage": {"args": usage}}
     if call.ok:
-        update["result"] = call.result
-        event("execute", f"result: {json.dumps(call.result)[:300]}", ok=True,
-              duration=call.duration, result=call.result)
+        update["result"] = result
+        event("execute", f"result: {json.dumps(result)[:300]}", ok=True,
+              duration=call.duration, result=result)
     else:
         update["error"] = f"{record.name} failed: {call.describe_error()}"
         event("execute", update["error"], ok=False, level="error")

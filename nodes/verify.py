@@ -12,7 +12,11 @@ from .kit.node import event, node, sandbox
 
 @node("verify")
 def verify(state: dict, runtime: Runtime[Context]) -> dict:
-    """Verify, after proving the suite is the one that was frozen."""
+    """Verify, after proving the suite is the one that was frozen.
+
+    Only a verdict on the code goes on to reflection or registration: a sandbox that could
+    not run, or whose run something outside the code broke (twice), ends the turn.
+    """
     if tests_hash(state["tests"]) != state["tests_hash"]:
         raise StepError("the tests changed after they were frozen; refusing to verify")
     report = sandbox(runtime).verify(state["implementation"], state["tests"],
@@ -20,6 +24,13 @@ def verify(state: dict, runtime: Runtime[Context]) -> dict:
     update = {"report": report.model_dump(), "attempts": 1}
     if report.status == "unavailable":
         update["error"] = f"the sandbox is unavailable: {report.detail}"
+    elif report.status == "infrastructure":
+        update["error"] = (f"the sandbox could not run the code, for reasons outside it, "
+                           f"twice: {report.detail}. Nothing was registered; try again.")
+    elif report.ok and report.tool_calls == 0:
+        spec_name = state["spec"]["name"]
+        update["error"] = (f"the tests passed without calling {spec_name} once, so they "
+                           "prove nothing about it; nothing was registered")
     failed = [{"name": t.name, "message": t.message[-400:]} for t in report.failures()]
     event("verify", f"sandbox: {report.summary()}", status=report.status,
           passed=report.passed, failed=report.failed, failures=failed)

@@ -15,13 +15,14 @@ import json
 import os
 import secrets
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
-from .errors import SandboxError, SandboxUnavailable  # noqa: F401  (re-exported)
+from .errors import SandboxError, SandboxFault, SandboxUnavailable  # noqa: F401  (re-exported)
 from .reports import CallResult, TestOutcome, VerifyReport
 from .runner import (
     FRAME_MARKER,
@@ -229,14 +230,30 @@ def _report_refusal(frame: _Frame) -> str:
     return ""
 
 
+# Exit statuses of a runner killed by SIGKILL or SIGTERM (Docker's 128+n, subprocess's -n).
+KILLED = (137, 143, -9, -15)
+
+
 def _limit_status(raw: RawRun, frame: _Frame | None):
-    """Return timeout / out_of_memory when a limit ended the run, else None."""
+    """Return what ended the run when it was not the code's own report, else None.
+
+    timeout and out_of_memory count against the code; the memory verdict comes only from the
+    cgroup (Docker's OOMKilled, the cgroup's oom_kill count), never from an exit status. A
+    runner killed without a report, with no limit hit, was stopped from outside (the runner is
+    PID 1 of its namespace: the code it runs cannot kill it): infrastructure.
+    """
     if raw.host_timed_out or (frame is not None and frame.timed_out):
         return "timeout"
-    if raw.oom_killed or (frame is None and raw.exit_code == 137) or (
-            frame is not None and frame.oom_kills > 0):
+    if raw.oom_killed or (frame is not None and frame.oom_kills > 0):
         return "out_of_memory"
+    if frame is None and raw.exit_code in KILLED:
+        return "infrastructure"
     return None
+
+
+def _outside_kill(raw: RawRun) -> str:
+    return (f"the sandbox was stopped from outside (exit status {raw.exit_code}) before it "
+            "reported")
 
 
 def verify_report(raw: RawRun, tests: str, limits: Limits) -> VerifyReport:
@@ -253,6 +270,8 @@ def verify_report(raw: RawRun, tests: str, limits: Limits) -> VerifyReport:
     if limit == "out_of_memory":
         return VerifyReport(status="out_of_memory",
                             detail=f"the run needed more than {limits.memory_mb} MB", **common)
+    if limit == "infrastructure":
+        return VerifyReport(status="infrastructure", detail=_outside_kill(raw), **common)
     if frame is None:
         return VerifyReport(status="error", detail="the sandbox runner gave no valid report "
                             f"(exit status {raw.exit_code})", **common)
@@ -319,6 +338,9 @@ def call_result(raw: RawRun, limits: Limits) -> CallResult:
     if limit == "out_of_memory":
         return CallResult(ok=False, status="out_of_memory", error_type="MemoryLimit",
                           error=f"the call needed more than {limits.memory_mb} MB", **common)
+    if limit == "infrastructure":
+        return CallResult(ok=False, status="infrastructure", error_type="SandboxFault",
+                          error=_outside_kill(raw), **common)
     if frame is not None and frame.error:
         return CallResult(ok=False, status="unavailable", error_type="SandboxUnavailable",
                           error=frame.error, **common)
@@ -363,14 +385,25 @@ class Backend(Protocol):
     limits: Limits
 
     def run(self, job: bytes) -> RawRun:
-        """Run one job; raise SandboxUnavailable when nothing can run."""
+        """Run one job.
+
+        Raise SandboxUnavailable when nothing can run, SandboxFault when something outside
+        the code broke this run (a retry on a fresh container may succeed).
+        """
 
     def close(self) -> None:
         """Release what the backend holds (pools, daemons' connections)."""
 
 
 class Sandbox:
-    """Verify and call generated code in a backend, never in this process."""
+    """Verify and call generated code in a backend, never in this process.
+
+    A run that infrastructure broke (see ``SandboxFault`` and ``_limit_status``) is tried once
+    more on a fresh container; a second fault is reported as ``infrastructure``, which is not
+    a verdict on the code.
+    """
+
+    ATTEMPTS = 2
 
     def __init__(self, backend: Backend):
         self.backend = backend
@@ -380,20 +413,39 @@ class Sandbox:
         """Return the backend's limits."""
         return self.backend.limits
 
+    def _attempts(self, files, job: Callable[[dict[str, bytes]], bytes],
+                  judge: Callable[[RawRun], Any], fault: Callable[[str], Any]):
+        """Run a job and judge the run; after an infrastructure fault, once more afresh.
+
+        SandboxUnavailable (nothing can run at all) passes through to the caller.
+        """
+        outcome = None
+        for _ in range(self.ATTEMPTS):
+            try:
+                inputs = read_inputs(files)
+            except (OSError, ValueError) as exc:  # the input files, not the code
+                outcome = fault(f"input files: {exc}")
+                continue
+            try:
+                outcome = judge(self.backend.run(job(inputs)))
+            except SandboxFault as exc:
+                outcome = fault(str(exc))
+            if outcome.status != "infrastructure":
+                return outcome
+        return outcome
+
     def verify(self, implementation: str, tests: str,
                files: list[str | Path] | dict[str, bytes] | None = None) -> VerifyReport:
         """Run ``tests`` against ``implementation`` and report each test's outcome."""
         try:
-            inputs = read_inputs(files)
-        except (OSError, ValueError) as exc:
-            return VerifyReport(status="error", detail=f"input files: {exc}",
-                                backend=self.backend.name)
-        try:
-            raw = self.backend.run(build_job("verify", implementation, tests, inputs,
-                                             self.limits))
+            return self._attempts(
+                files, lambda inputs: build_job("verify", implementation, tests, inputs,
+                                                self.limits),
+                lambda raw: verify_report(raw, tests, self.limits),
+                lambda why: VerifyReport(status="infrastructure", detail=why,
+                                         backend=self.backend.name))
         except SandboxUnavailable as exc:
             return unavailable_report(str(exc), self.backend.name)
-        return verify_report(raw, tests, self.limits)
 
     def call(self, implementation: str, function: str, args: dict,
              files: list[str | Path] | dict[str, bytes] | None = None) -> CallResult:
@@ -407,16 +459,15 @@ class Sandbox:
             return CallResult(ok=False, status="error", error_type="InvalidArguments",
                               error=f"arguments are not JSON: {exc}")
         try:
-            inputs = read_inputs(files)
-        except (OSError, ValueError) as exc:
-            return CallResult(ok=False, status="error", error_type="InputFiles",
-                              error=f"input files: {exc}", backend=self.backend.name)
-        try:
-            raw = self.backend.run(build_job("call", implementation, None, inputs, self.limits,
-                                             function=function, args=args))
+            return self._attempts(
+                files, lambda inputs: build_job("call", implementation, None, inputs,
+                                                self.limits, function=function, args=args),
+                lambda raw: call_result(raw, self.limits),
+                lambda why: CallResult(ok=False, status="infrastructure",
+                                       error_type="SandboxFault", error=why,
+                                       backend=self.backend.name))
         except SandboxUnavailable as exc:
             return unavailable_call(str(exc), self.backend.name)
-        return call_result(raw, self.limits)
 
     def close(self) -> None:
         """Release the backend."""

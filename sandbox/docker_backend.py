@@ -6,24 +6,17 @@ labels with the one-shot run, and belong with them.
 
 from __future__ import annotations
 
-import os
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from .core import Limits, RawRun, SandboxUnavailable, run_uids
+from .core import Limits, RawRun, SandboxError, SandboxFault, SandboxUnavailable, run_uids
 from .image import image_tag
+from .ownership import LABEL, owner_labels, sweeper  # noqa: F401  (LABEL re-exported)
 from .runner import FRAME_MARKER, READY_LINE, UIDS_VARIABLE
 
-LABEL = "sea.sandbox"
-OWNER_LABEL = "sea.owner"
 LOG_LIMIT = "4m"
 STREAM_LIMIT = 8 * 1024 * 1024  # the runner's stdout carries one frame: a few MB at most
-
-
-def _owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def connect(timeout: float = 10.0):
@@ -44,24 +37,6 @@ def _short(exc: BaseException) -> str:
     return text[:200]
 
 
-def remove_leftovers(client, everything: bool = False) -> int:
-    """Remove sandbox containers whose owner process is gone (or all of them)."""
-    removed = 0
-    host = socket.gethostname()
-    # Sparse: a container another process removes meanwhile must not fail the listing.
-    for container in client.containers.list(all=True, sparse=True, filters={"label": LABEL}):
-        owner = (container.attrs.get("Labels") or {}).get(OWNER_LABEL, "")
-        owner_host, _, pid = owner.partition(":")
-        alive = owner_host == host and pid.isdigit() and os.path.exists(f"/proc/{pid}")
-        if everything or not alive:
-            try:
-                container.remove(force=True)
-                removed += 1
-            except Exception:
-                pass  # already gone
-    return removed
-
-
 class DockerBackend:
     """Run each job in its own container, destroyed afterwards."""
 
@@ -74,6 +49,7 @@ class DockerBackend:
         self._client = None
         self._client_lock = threading.Lock()
         self._reaper = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sea-reaper")
+        self.sweeper = None  # this process's background sweep, started with the first client
         self.pool = WarmPool(self, pool_size, idle_timeout) if pool_size > 0 else None
         if self.pool:
             self.name = "docker-warm"
@@ -89,9 +65,21 @@ class DockerBackend:
                     raise SandboxUnavailable(
                         f"the sandbox image {self.image} is missing ({_short(exc)}); "
                         "build it with `sea sandbox build`") from exc
-                remove_leftovers(client)
                 self._client = client
+                self.sweeper = sweeper(connect)  # leftovers go in the background, not here
             return self._client
+
+    def _fault(self, what: str, exc: BaseException) -> Exception:
+        """Return the error for a run that broke: Docker gone (said as at start) or a fault."""
+        with self._client_lock:
+            self._client = None  # reconnect (and check the image) next time
+        if self.pool:
+            self.pool.flush()  # what waits there may be as broken: the retry starts afresh
+        try:
+            connect(timeout=3.0).close()
+        except SandboxUnavailable as down:
+            return down
+        return SandboxFault(f"{what} ({_short(exc)})")
 
     def container_options(self) -> dict:
         """Return the hardened options every sandbox container is created with."""
@@ -133,7 +121,7 @@ class DockerBackend:
                             UIDS_VARIABLE: ",".join(map(str, run_uids()))},
             "working_dir": "/tmp",
             "hostname": "sandbox",
-            "labels": {LABEL: "1", OWNER_LABEL: _owner()},
+            "labels": owner_labels(),
         }
 
     def start_container(self):
@@ -147,16 +135,16 @@ class DockerBackend:
         except Exception as exc:
             if container is not None:
                 self.discard(container, wait=True)
-            raise SandboxUnavailable(f"Docker could not start a sandbox ({_short(exc)})") \
-                from exc
+            raise self._fault("Docker could not start a sandbox", exc) from exc
 
     def discard(self, container, wait: bool = False) -> None:
         """Kill and remove a container, in the background unless ``wait``."""
         def remove():
             try:
                 container.remove(force=True)
-            except Exception:
-                pass  # already removed; the janitor catches anything else
+            except Exception as exc:
+                if getattr(exc, "status_code", None) not in (404, 409) and self.sweeper:
+                    self.sweeper.orphan(container.id)  # removed once the daemon answers
         if wait:
             remove()
         else:
@@ -173,7 +161,7 @@ class DockerBackend:
             raw_socket = getattr(stream, "_sock", stream)
             raw_socket.sendall(job)
         except Exception as exc:
-            raise SandboxUnavailable(f"could not send the job ({_short(exc)})") from exc
+            raise self._fault("could not send the job to the sandbox", exc) from exc
         marker = FRAME_MARKER.encode()
         output, pending = bytearray(), b""
         try:
@@ -200,7 +188,10 @@ class DockerBackend:
             stream.close()
 
     def run(self, job: bytes) -> RawRun:
-        """Run one job in a fresh (or pre-started) container and remove it."""
+        """Run one job in a fresh (or pre-started) container and remove it.
+
+        Docker failing mid-run is a fault (SandboxUnavailable when the daemon is gone).
+        """
         container = self.pool.take() if self.pool else None
         if container is None:
             container = self.start_container()
@@ -217,12 +208,20 @@ class DockerBackend:
             try:
                 result = container.wait(timeout=max(1.0, deadline - time.monotonic()))
                 exit_code = result.get("StatusCode")
-            except Exception:
+            except Exception as exc:
+                if time.monotonic() < deadline:
+                    raise self._fault("lost the sandbox mid-run", exc) from exc
                 host_timed_out = True
-                container.kill()
+                try:
+                    container.kill()
+                except Exception:
+                    pass  # it ended meanwhile; it is removed below either way
             duration = time.monotonic() - started
-            output = container.logs(stdout=True, stderr=False).decode("utf-8", "replace")
-            container.reload()
+            try:
+                output = container.logs(stdout=True, stderr=False).decode("utf-8", "replace")
+                container.reload()
+            except Exception as exc:
+                raise self._fault("lost the sandbox before its report was read", exc) from exc
             oom = bool(container.attrs.get("State", {}).get("OOMKilled"))
             return RawRun(output=output, exit_code=exit_code, oom_killed=oom,
                           host_timed_out=host_timed_out, duration=duration, backend=self.name)
@@ -264,15 +263,20 @@ class WarmPool:
             self._cond.notify_all()
             return container
 
+    def flush(self) -> None:
+        """Discard every waiting container (after a fault they may be broken as well)."""
+        with self._cond:
+            stale, self._ready = self._ready, []
+        for container in stale:
+            self.backend.discard(container)
+
     def wait_ready(self, timeout: float = 30.0) -> bool:
         """Wait until the pool is full; return whether it got there."""
         deadline = time.monotonic() + timeout
         with self._cond:
             self._cond.notify_all()
             while len(self._ready) < self.size and time.monotonic() < deadline:
-                # Waiting is using: a container that takes longer to warm up than the idle
-                # timeout must not be expired the moment it is ready.
-                self._last_used = time.monotonic()
+                self._last_used = time.monotonic()  # a waiter is a user: the pool is not idle
                 self._cond.wait(0.1)
             return len(self._ready) >= self.size
 
@@ -291,9 +295,11 @@ class WarmPool:
                     continue
             try:
                 container = self.backend.start_container()
-                self._await_ready(container)
+                if not self._await_ready(container):
+                    self.backend.discard(container)
+                    raise SandboxFault("a warm container stopped before its runner was ready")
                 self.last_error = ""
-            except SandboxUnavailable as exc:
+            except SandboxError as exc:
                 self.last_error = str(exc)
                 time.sleep(2.0)  # the daemon or image is missing: retry later, quietly
                 continue
@@ -304,18 +310,27 @@ class WarmPool:
                 self._ready.append(container)
                 self._cond.notify_all()
 
-    def _await_ready(self, container, timeout: float = 30.0) -> None:
-        """Wait until the runner says it has warmed up, so a job never waits for imports."""
+    def _await_ready(self, container, timeout: float = 30.0) -> bool:
+        """Wait until the runner says it has warmed up, so a job never waits for imports.
+
+        Return False when the container ended (or Docker failed) before that.
+        """
         deadline = time.monotonic() + timeout
-        stream = container.logs(stream=True, follow=True, stdout=True, stderr=False)
         try:
-            seen = b""
+            stream = container.logs(stream=True, follow=True, stdout=True, stderr=False)
+        except Exception:
+            return False
+        seen = b""
+        try:
             for chunk in stream:
                 seen += chunk
                 if READY_LINE.encode() in seen or time.monotonic() > deadline:
-                    return
+                    break
+        except Exception:
+            pass  # the container or the daemon went away: not ready
         finally:
             stream.close()
+        return READY_LINE.encode() in seen
 
     def close(self) -> None:
         """Stop refilling and remove every waiting container."""

@@ -7,3 +7,10 @@ class SandboxError(Exception):
 
 class SandboxUnavailable(SandboxError):
     """The sandbox cannot run anything: no daemon, no image, no bubblewrap, no limits."""
+
+
+class SandboxFault(SandboxError):
+    """One run broke for reasons outside the code (its container killed or gone mid-run).
+
+    Not a verdict on the code: a retry on a fresh container may well succeed.
+    """

@@ -14,8 +14,8 @@ from pydantic import AfterValidator, BaseModel, Field
 # Candidates only (anything but tab, newline and printable ASCII); the category decides.
 _NOT_PLAIN = re.compile(r"[^\t\n\x20-\x7e]")
 # Controls (C0, DEL, C1), format characters (bidi overrides and isolates, zero-width
-# characters, soft hyphen...), line and paragraph separators.
-_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+# characters, soft hyphen...), line and paragraph separators, lone surrogates.
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})  # Cs: lone surrogates
 MAX_TOOL_CALLS = 10_000_000
 
 
@@ -40,7 +40,11 @@ def printable(text: str) -> str:
 # Text that came out of the sandbox: it may be shown in a terminal or a page.
 SafeText = Annotated[str, AfterValidator(printable)]
 
-RunStatus = Literal["passed", "failed", "error", "timeout", "out_of_memory", "unavailable"]
+RunStatus = Literal["passed", "failed", "error", "timeout", "out_of_memory", "unavailable",
+                    "infrastructure"]
+# Outcomes that say nothing about the code: the sandbox could not run it, or something outside
+# it (a container killed from outside, the daemon lost, an unreadable input file) broke the run.
+NOT_A_VERDICT = ("unavailable", "infrastructure")
 TestOutcomeName = Literal["passed", "failed", "error", "skipped", "xfailed", "xpassed"]
 
 
@@ -100,7 +104,7 @@ class CallResult(BaseModel):
     """The result of calling one function of an implementation in the sandbox."""
 
     ok: bool
-    status: Literal["ok", "error", "timeout", "out_of_memory", "unavailable"]
+    status: Literal["ok", "error", "timeout", "out_of_memory", "unavailable", "infrastructure"]
     result: Any = None
     error_type: SafeText = ""
     error: SafeText = ""

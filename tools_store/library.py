@@ -13,8 +13,10 @@ few lines that delegate to ``records``, ``index``, ``policies`` or ``mirror``.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -32,6 +34,7 @@ from .mirror import FileMirror
 from .models import Candidate, SearchResult, ToolRecord, ToolSpec, check_tool_name
 
 code_hash = records.code_hash
+log = logging.getLogger(__name__)
 
 
 def _crash_point(name: str) -> None:
@@ -171,9 +174,16 @@ class ToolLibrary:
                 added.append(record)
             self._notify_changed(conn)
         _crash_point("after_commit")
-        for record in added:
-            self.mirror.write(record)
+        for record in added:  # a mirror that cannot be written is a pending repair, no more
+            problem = self.mirror.write(record)
+            if problem:
+                log.warning("%s v%s is registered but its files were not written: %s",
+                            record.name, record.version, problem)
         return added
+
+    def mirror_problem(self, name: str, version: int) -> str:
+        """Return why a version's readable files could not be written, if they could not."""
+        return self.mirror.pending.get((name, version), "")
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -326,9 +336,15 @@ class ToolLibrary:
         self.index.rebuild(prepared, len(embeddings.embed_query("dimension")))
         return len(prepared)
 
+    def mirror_differences(self) -> list[dict]:
+        """Say how the readable files differ from the database, changing nothing."""
+        since = time.time()
+        return self.mirror.differences(records.all_versions(self._reader()), since)
+
     def reconcile_files(self) -> list[str]:
-        """Repair the mirror from the database; return what was repaired."""
-        return self.mirror.reconcile(records.all_versions(self._reader()))
+        """Repair the mirror from the database; return what was (or could not be) repaired."""
+        since = time.time()
+        return self.mirror.reconcile(records.all_versions(self._reader()), since)
 
     def drop(self) -> None:
         """Delete this library's schema and files (for throwaway libraries)."""

@@ -8,6 +8,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import tuple_row
 
+from .db import take_setup_lock
 from .policies import DEFAULT_POLICY
 
 MIGRATIONS: list[tuple[int, str]] = [
@@ -86,10 +87,11 @@ def migrate(conn: psycopg.Connection, schema: str) -> list[int]:
     """Apply the migrations ``schema`` lacks; return the versions applied."""
     applied: list[int] = []
     with conn.transaction():
+        # Processes starting at once must not race on the extension, the schema or a
+        # migration: all of it happens under the one setup lock.
+        take_setup_lock(conn, transaction=True)
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-        # Two processes starting at once must not both apply a migration.
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"sea-migrate-{schema}",))
         conn.execute(sql.SQL("SET LOCAL search_path TO {}, public").format(
             sql.Identifier(schema)))
         conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("

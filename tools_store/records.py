@@ -13,6 +13,7 @@ from psycopg.types.json import Jsonb
 
 from .errors import ToolExists, ToolNotFound
 from .models import ToolRecord, ToolSpec
+from .text import storable
 
 # A version joined with its tool's counters; ``current`` tells the current version.
 _VERSION_ROWS = ("SELECT v.*, t.uses, t.successes, (v.version = t.current_version) AS current "
@@ -45,9 +46,13 @@ def insert_version(conn: psycopg.Connection, spec: ToolSpec, code: str, tests: s
     version = 1 + conn.execute(
         "SELECT coalesce(max(version), 0) AS v FROM tool_versions WHERE name = %s",
         (spec.name,)).fetchone()["v"]
-    if row is None:
-        conn.execute("INSERT INTO tools (name, current_version, status) VALUES (%s, %s, %s)",
-                     (spec.name, version, status))
+    if row is None and conn.execute(
+            "INSERT INTO tools (name, current_version, status) VALUES (%s, %s, %s) "
+            "ON CONFLICT (name) DO NOTHING RETURNING name",
+            (spec.name, version, status)).fetchone() is None:
+        # Another session registered the name after our check, and committed first.
+        raise ToolExists(f"a tool named {spec.name!r} was registered meanwhile by another "
+                         "session")
     conn.execute(
         "INSERT INTO tool_versions (name, version, status, spec, code, tests, report, "
         "code_hash, reason) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
@@ -113,12 +118,16 @@ def offered(conn: psycopg.Connection, names: list[str]) -> list[dict]:
 def add_execution(conn: psycopg.Connection, name: str, version: int, inputs: dict, output,
                   success: bool, error: str, duration: float, session_id: str,
                   request: str, source: str = "agent") -> None:
-    """Log one execution (``source``: agent, mcp, langchain) and count it on the tool."""
+    """Log one execution (``source``: agent, mcp, langchain) and count it on the tool.
+
+    Text PostgreSQL cannot store is escaped, so the execution is still logged.
+    """
     conn.execute(
         "INSERT INTO tool_executions (name, version, inputs, output, success, error, duration, "
         "session_id, request, source) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (name, version, Jsonb(inputs), Jsonb(output), success, error[:4000], duration,
-         session_id, request[:2000], source))
+        (name, version, Jsonb(storable(inputs)), Jsonb(storable(output)), success,
+         storable(error[:4000]), duration, storable(session_id), storable(request[:2000]),
+         source))
     conn.execute("UPDATE tools SET uses = uses + 1, successes = successes + %s WHERE name = %s",
                  (int(success), name))
 

@@ -15,6 +15,8 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, ValidationError
 
+from tools_store.text import unstorable
+
 from .context import is_scripted, resolve_model_name  # noqa: F401  (re-exported)
 from .scripted import NoScriptedReply, ScriptedChatModel
 
@@ -94,6 +96,8 @@ def invoke_structured(model: BaseChatModel, step: str, instructions: str, reques
             usage[key] += value
         try:
             parsed = schema.model_validate(extract_json(str(reply.content)))
+            if unstorable(parsed.model_dump()):
+                raise ValueError(f"the reply holds {unstorable(parsed.model_dump())}")
             if check:
                 check(parsed)
             return parsed, usage

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 
 from sandbox import Sandbox, shared_sandbox
+from tools_store.errors import LibraryError
 from tools_store.library import ToolLibrary
 
 _libraries: dict[str, ToolLibrary] = {}
@@ -27,8 +28,12 @@ def library(schema: str = "sea") -> ToolLibrary:
     with _lock:
         if schema not in _libraries:
             lib = ToolLibrary(schema=schema)
-            for repair in lib.reconcile_files():
-                log.warning("tool files repaired from the database: %s", repair)
+            try:  # the files are a mirror: failing to repair them never stops a request
+                for repair in lib.reconcile_files():
+                    log.warning("tool files repaired from the database: %s", repair)
+            except (OSError, LibraryError) as exc:
+                log.warning("the tool files could not be checked against the database: %s",
+                            exc)
             _libraries[schema] = lib
         return _libraries[schema]
 

@@ -58,6 +58,7 @@ def test_chat_in_a_real_browser(docker_sandbox, tmp_path):
         page.screenshot(path=str(ARTIFACTS / "library.png"), full_page=True)
         assert "session=" in page.url
         browser.close()
-    from sandbox.docker_backend import connect, remove_leftovers
+    from sandbox.docker_backend import connect
+    from sandbox.ownership import sweep
 
-    remove_leftovers(connect())  # the app was stopped; nothing of its sandbox may remain
+    sweep(connect())  # the app was stopped; nothing of its sandbox may remain

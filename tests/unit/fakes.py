@@ -64,6 +64,9 @@ class FakeLibrary:
         self.tools[spec.name] = record
         return record
 
+    def mirror_problem(self, name: str, version: int) -> str:
+        return ""
+
     def record_execution(self, name, version, inputs, output, success, error="",
                          duration=0.0, session_id="", request="") -> None:
         self.executions.append({"name": name, "inputs": inputs, "output": output,
@@ -83,9 +86,13 @@ class FakeSandbox:
 
     def verify(self, implementation: str, tests: str, files=None) -> VerifyReport:
         self.verified.append(implementation)
+        if "# infra" in implementation:
+            return VerifyReport(status="infrastructure",
+                                detail="the sandbox was stopped from outside")
         if "# passes" in implementation:
-            return VerifyReport(status="passed", passed=1,
-                                tests=[TestOutcome(name="test_it", outcome="passed")])
+            return VerifyReport(status="passed", passed=1, tool_calls=1,
+                                tests=[TestOutcome(name="test_it", outcome="passed",
+                                                   tool_calls=1)])
         return VerifyReport(status="failed", failed=1, tests=[
             TestOutcome(name="test_it", outcome="failed", message="assert 1 == 2")])
 

@@ -92,6 +92,33 @@ def test_a_passing_reflection_registers_verified(tmp_path):
     assert library.reflections == [{"name": "double_number", "attempt": 1}]
 
 
+def test_an_infrastructure_fault_ends_the_turn_without_reflection_or_registration(tmp_path):
+    library, sandbox = FakeLibrary(), FakeSandbox({"double_number": 42})
+    infra = GOOD.replace("# passes", "# infra")
+    route, state = run(script(tmp_path, *synthesis([infra, GOOD])), "double 21", library,
+                       sandbox)
+    assert route[-3:] == ["impl", "verify", "answer"]
+    assert "reflect" not in route and library.tools == {} and library.reflections == []
+    assert "outside it" in state["error"] and state["answer"].startswith("Sorry")
+
+
+def test_a_name_registered_meanwhile_serves_the_request(tmp_path):
+    class Racing(FakeLibrary):
+        def register(self, spec, *args, **kwargs):
+            self.add(spec, GOOD, status="verified")  # another session was faster
+            return super().register(spec, *args, **kwargs)
+
+    library, sandbox = Racing(), FakeSandbox({"double_number": 42})
+    model, saver = script(tmp_path, *synthesis([GOOD])), InMemorySaver()
+    route, state = run(model, "double 21", library, sandbox, checkpointer=saver)
+    assert route[-3:] == ["register", "execute", "answer"] and not state["error"]
+    assert state["result"] == 42 and "another session registered double_number" in \
+        state["answer"]
+    library.similarities["double_number"] = 0.95
+    _, later = run(model, "double 21", library, sandbox, checkpointer=saver)
+    assert later["decision"] == "reuse" and "Note:" not in later["answer"]  # per turn
+
+
 def test_reuse_route_runs_the_tool_without_engineering(tmp_path):
     library = FakeLibrary({"double_number": 0.95})
     library.add(ToolSpec.model_validate(SPEC), GOOD)
