@@ -12,7 +12,8 @@ def _agent(args):
     from graph.runner import Agent
 
     return Agent(model=args.model, sandbox_backend=args.backend,
-                 sandbox_pool=args.pool, input_files=args.data or [])
+                 sandbox_pool=args.pool, input_files=args.data or [],
+                 new_tool=getattr(args, "new_tool", False))
 
 
 def _print_turn(result: dict, scripted: bool) -> None:
@@ -91,6 +92,8 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("ask", help="serve one request")
     p.add_argument("request")
     p.add_argument("--session", help="session id (continues a conversation)")
+    p.add_argument("--new-tool", action="store_true",
+                   help="build a new tool (under a new name) even when one could be reused")
     common_options(p)
     p.set_defaults(func=cmd_ask)
     p = sub.add_parser("chat", help="a conversation in the terminal")

@@ -61,9 +61,13 @@ class Agent:
     def _config(self, session_id: str) -> dict:
         return {"configurable": {"thread_id": session_id}, "recursion_limit": 60}
 
-    def stream(self, request: str, session_id: str) -> Iterator[dict]:
-        """Yield ``event`` and ``step`` items as they happen; the last item is ``final``."""
-        context = replace(self.context, session_id=session_id)
+    def stream(self, request: str, session_id: str, new_tool: bool = False) -> Iterator[dict]:
+        """Yield ``event`` and ``step`` items as they happen; the last item is ``final``.
+
+        ``new_tool``: build a new tool for this request even when one could be reused.
+        """
+        context = replace(self.context, session_id=session_id,
+                          new_tool=new_tool or self.context.new_tool)
         for mode, payload in self.graph.stream({"request": request}, self._config(session_id),
                                                context=context,
                                                stream_mode=["custom", "updates"]):
@@ -75,13 +79,13 @@ class Agent:
         yield {"kind": "final", "state": self.state(session_id)}
 
     def ask(self, request: str, session_id: str | None = None,
-            on_event: Callable[[dict], None] | None = None) -> dict:
+            on_event: Callable[[dict], None] | None = None, new_tool: bool = False) -> dict:
         """Run one turn; return its final state with ``route``, ``events`` and ``session_id``."""
         session_id = session_id or new_session_id()
         route: list[str] = []
         events: list[dict] = []
         final: dict = {}
-        for item in self.stream(request, session_id):
+        for item in self.stream(request, session_id, new_tool):
             if item["kind"] == "event":
                 events.append(item)
                 if on_event:
@@ -129,5 +133,6 @@ def summary(turn: dict) -> dict:
             "decision": turn.get("decision"), "tool": tool.get("name"),
             "version": tool.get("version"), "status": tool.get("status"),
             "arguments": turn.get("arguments"), "result": turn.get("result"),
+            "cached": bool(turn.get("cached")),
             "answer": turn.get("answer"), "error": turn.get("error") or None,
             "usage": turn.get("usage", {}), "events": turn.get("events", [])}

@@ -112,13 +112,13 @@ def offered(conn: psycopg.Connection, names: list[str]) -> list[dict]:
 
 def add_execution(conn: psycopg.Connection, name: str, version: int, inputs: dict, output,
                   success: bool, error: str, duration: float, session_id: str,
-                  request: str) -> None:
-    """Log one execution and count it on the tool."""
+                  request: str, cached: bool = False) -> None:
+    """Log one execution (``cached``: served from the cache) and count it on the tool."""
     conn.execute(
         "INSERT INTO tool_executions (name, version, inputs, output, success, error, duration, "
-        "session_id, request) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        "session_id, request, cached) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (name, version, Jsonb(inputs), Jsonb(output), success, error[:4000], duration,
-         session_id, request[:2000]))
+         session_id, request[:2000], cached))
     conn.execute("UPDATE tools SET uses = uses + 1, successes = successes + %s WHERE name = %s",
                  (int(success), name))
 
@@ -129,13 +129,10 @@ def executions(conn: psycopg.Connection, name: str, limit: int = 20) -> list[dic
                         "LIMIT %s", (name, limit)).fetchall()
 
 
-def served_requests(conn: psycopg.Connection, name: str, limit: int) -> list[str]:
-    """Return the first distinct requests the tool served, up to ``limit``."""
-    rows = conn.execute(
-        "SELECT request, min(id) AS first FROM tool_executions "
-        "WHERE name = %s AND success AND request <> '' GROUP BY request "
-        "ORDER BY first LIMIT %s", (name, limit)).fetchall()
-    return [r["request"] for r in rows]
+def last_execution(conn: psycopg.Connection, session_id: str) -> dict | None:
+    """Return the session's most recent execution, if any."""
+    return conn.execute("SELECT * FROM tool_executions WHERE session_id = %s AND "
+                        "session_id <> '' ORDER BY id DESC LIMIT 1", (session_id,)).fetchone()
 
 
 def add_reflection(conn: psycopg.Connection, name: str, attempt: int, failing_tests: list[dict],

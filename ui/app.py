@@ -101,7 +101,7 @@ def library_page(agent: Agent) -> None:
     query = st.text_input("Search the library")
     if query:
         result = library.search(query)
-        decision, _, reason = preview(result)
+        decision, _, reason, *_ = preview(result)
         st.write(f"Decision: **{decision}** — {reason}")
         st.dataframe([{"tool": c.name, "similarity": c.similarity, "score": c.score,
                        "conflict": c.conflict} for c in result.candidates])
