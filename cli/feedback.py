@@ -13,7 +13,9 @@ from .output import emit
 
 def cmd_feedback(args) -> int:
     """Record the verdict."""
-    item = ToolLibrary().feedback(args.session, serves=args.right, note=args.note)
+    serves = args.right is not None
+    item = ToolLibrary().feedback(args.session, serves=serves,
+                                  note=(args.right if serves else args.wrong) or "")
     verdict = "serves" if item.serves else "does not serve"
     emit(item.model_dump() | {"strength": item.strength}, args.json,
          [f"recorded: {item.tool} v{item.version} {verdict} {item.request!r} "
@@ -26,8 +28,9 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("feedback", help="mark a session's last answer right or wrong")
     p.add_argument("session")
     verdict = p.add_mutually_exclusive_group(required=True)
-    verdict.add_argument("--wrong", action="store_true", help="the tool did not serve it")
-    verdict.add_argument("--right", action="store_true", help="the tool served it")
-    p.add_argument("note", nargs="?", default="")
+    verdict.add_argument("--wrong", nargs="?", const="", metavar="NOTE",
+                         help="the tool did not serve the request (an optional note why)")
+    verdict.add_argument("--right", nargs="?", const="", metavar="NOTE",
+                         help="the tool served it")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_feedback)

@@ -5,18 +5,9 @@ from __future__ import annotations
 import json
 
 from tools_store.library import ToolLibrary
-from tools_store.policies import change_for, is_calibrated
+from tools_store.policies import calibration_note, change_for
 
 from .output import emit
-
-
-def calibration_note(policy: dict, model_id: str) -> str:
-    """Say plainly whether the thresholds for ``model_id`` were calibrated or are defaults."""
-    if is_calibrated(policy, model_id):
-        sources = policy["calibration"][model_id].get("sources", {})
-        return f"calibrated by `sea policy tune` on {', '.join(sources) or 'labelled sets'}"
-    return ("NOT calibrated: these thresholds are defaults. Calibrate them with "
-            "`sea policy tune --eval FILE --apply` while this embedding model is configured")
 
 
 def cmd_show(args) -> int:

@@ -88,6 +88,7 @@ def choose(result: SearchResult, rule: dict) -> Choice:
         return Choice("reuse", confirmed[0], (
             f"{hit.source} confirmed {confirmed[0].name} on the same request "
             f"({hit.request!r})"), refused=refused)
+    note = f"; refused on evidence: {', '.join(refused)}" if refused else ""
     open_candidates = [c for c in result.candidates if c.name not in refused]
     top = open_candidates[0] if open_candidates else None
     against = ""
@@ -97,7 +98,7 @@ def choose(result: SearchResult, rule: dict) -> Choice:
         if not against and (not confirmed or confirmed[0].name == top.name):
             return Choice("reuse", top, f"{top.name} matches with similarity "
                                         f"{top.similarity:.2f} >= {rule['reuse']:.2f} and "
-                                        "nothing contradicts it", refused=refused)
+                                        f"nothing contradicts it{note}", refused=refused)
     near = [by_name[h.tool] for h in result.evidence
             if h.strength == "strong" and h.serves and h.tool in by_name]
     plausible = [c for c in open_candidates if c.similarity >= rule["verify"]]
@@ -107,7 +108,6 @@ def choose(result: SearchResult, rule: dict) -> Choice:
         if candidate.name not in refused and candidate.name not in {c.name for c in band}:
             band.append(candidate)
     band = band[:max(1, int(rule.get("judge_candidates", 1)))]
-    note = f"; refused on evidence: {', '.join(refused)}" if refused else ""
     if band:
         first = band[0]
         why = against or ("the tool is experimental" if first.status != "verified" else

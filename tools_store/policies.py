@@ -116,6 +116,23 @@ def is_calibrated(policy: dict, model_id: str) -> bool:
     return model_id in policy.get("calibration", {})
 
 
+def calibration_note(policy: dict, model_id: str) -> str:
+    """Say plainly whether the thresholds for ``model_id`` were calibrated or are defaults."""
+    if is_calibrated(policy, model_id):
+        sources = policy["calibration"][model_id].get("sources", {})
+        return f"calibrated by `sea policy tune` on {', '.join(sources) or 'labelled sets'}"
+    return ("NOT calibrated: these thresholds are defaults. Calibrate them with "
+            "`sea policy tune --eval FILE --apply` while this embedding model is configured")
+
+
+def settable_keys(policy: dict, model_id: str) -> list[str]:
+    """Return the dotted keys a person may set for this embedding model."""
+    return ([f"thresholds.{model_id}.{name}" for name in ("reuse", "verify", "evidence")]
+            + [f"weights.{name}" for name in policy["weights"]]
+            + ["judge_candidates", "word_checks"]
+            + [name for name in WHOLE_RANGES if name != "judge_candidates"])
+
+
 def change_for(key: str, raw: str) -> dict:
     """Turn ``KEY VALUE`` (a dotted key, a JSON or plain value) into a policy change."""
     try:

@@ -15,6 +15,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from graph.runner import SCRIPTED_BANNER, Agent, new_session_id  # noqa: E402
 from nodes.decide import preview  # noqa: E402
 from sandbox.doctor import doctor  # noqa: E402
+from ui.policy_settings import policy_section  # noqa: E402
 
 STEP_LABELS = {"enrich": "Context", "plan": "Plan", "retrieve": "Search", "decide": "Decision",
                "spec": "Specification", "tests": "Tests", "impl": "Implementation",
@@ -149,6 +150,7 @@ def settings_page(agent: Agent) -> None:
     st.write("**Thresholds** (for this embedding model):", library.thresholds(policy))
     st.write("**Re-ranking weights:**", policy["weights"])
     st.write(f"**Reflections allowed:** {policy['max_retries']}")
+    policy_section(library)
 
 
 def main() -> None:
