@@ -100,7 +100,8 @@ def test_library_page_shows_tools_versions_and_search(app):
                and "used 1×" in label and "success 100%" in label for label in labels)
     assert any("def count_vowels" in c.value for c in at.code)
     at.text_input[0].set_value("how many vowels in banana").run()
-    assert any("Decision: **reuse**" in t for t in texts(at))
+    # Plausible, not proven: a judge decides (the page shows the decision before any judge).
+    assert any("Decision: **verify**" in t for t in texts(at))
 
 
 def test_a_session_resumes_from_the_url(app):
