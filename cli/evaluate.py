@@ -14,13 +14,16 @@ figures:
 
 ``--learn`` splits the set in two halves with a fixed seed, runs one half as the agent would
 live (a perfect judge resolves the band, a user marks a wrong direct reuse wrong) so that
-its outcomes become evidence, and reports the other half before and after.
+its outcomes become evidence, and reports the other half before and after. Beside it, the
+learned half's own requests with their numbers changed (``value_variants``): the repeats
+that evidence must serve at once.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import re
 import tempfile
 import uuid
 from contextlib import contextmanager
@@ -33,6 +36,7 @@ from tools_store.models import Evidence, SearchResult, ToolSpec
 from .output import emit
 
 LEARN_SEED = 17
+NUMBER = re.compile(r"\d+")
 TARGETS = {"false_direct_reuse_rate": 0.03, "band_recall": 0.95}
 
 
@@ -175,8 +179,12 @@ def learn_and_measure(library: ToolLibrary, queries: list[dict], rule: dict) -> 
         library.add_evidence(items)
         fed += len(items)
     after = score(collect(library, test), rule)
+    variants = [{**q, "query": NUMBER.sub(lambda m: str(int(m.group()) + 3), q["query"])}
+                for q in train if NUMBER.search(q["query"])]
     return {"seed": LEARN_SEED, "learned_from": len(train), "measured_on": len(test),
-            "evidence_rows": fed, "first_pass": before, "after_learning": after}
+            "evidence_rows": fed, "first_pass": before, "after_learning": after,
+            "value_variants": {"requests": len(variants),
+                               **score(collect(library, variants), rule)}}
 
 
 def lived_outcome(query: dict, choice: Choice) -> list[Evidence]:

@@ -40,6 +40,17 @@ _COLUMNS = ("id, request, tool_name, tool_version, verdict, source, strength, re
             "session_id")
 
 
+# One round trip; the vector is sent once and inlined (NOT MATERIALIZED), so the nearest
+# rows come from the HNSW index rather than a scan of the whole table.
+LOOKUP = (
+    "WITH q AS NOT MATERIALIZED (SELECT %s::vector AS v) "
+    f"(SELECT {_COLUMNS}, 1 - (embedding <=> q.v) AS similarity, true AS same "
+    "FROM evidence, q WHERE template = %s AND NOT retracted ORDER BY id DESC LIMIT %s) "
+    "UNION ALL "
+    f"(SELECT {_COLUMNS}, 1 - (embedding <=> q.v) AS similarity, false AS same "
+    "FROM evidence, q WHERE NOT retracted ORDER BY embedding <=> q.v LIMIT %s)")
+
+
 def request_template(request: str) -> str:
     """Return the request with its literal values replaced: the same request, any values."""
     text = _QUOTED.sub(" … ", request.lower())
@@ -84,14 +95,8 @@ def lookup(conn: psycopg.Connection, request: str, vector: list[float], radius: 
     Rows marked wrong are left out. Same-request rows come first, newest first; then the
     nearest others, nearest first.
     """
-    literal = _vector(vector)
-    rows = conn.execute(
-        f"(SELECT {_COLUMNS}, 1 - (embedding <=> %s::vector) AS similarity, true AS same "
-        "FROM evidence WHERE template = %s AND NOT retracted ORDER BY id DESC LIMIT %s) "
-        "UNION ALL "
-        f"(SELECT {_COLUMNS}, 1 - (embedding <=> %s::vector) AS similarity, false AS same "
-        "FROM evidence WHERE NOT retracted ORDER BY embedding <=> %s::vector LIMIT %s)",
-        (literal, request_template(request), limit, literal, literal, limit)).fetchall()
+    rows = conn.execute(LOOKUP, (_vector(vector), request_template(request), limit,
+                                 limit)).fetchall()
     hits, seen = [], set()
     for row in rows:
         if row["id"] in seen or not (row["same"] or row["similarity"] >= radius):

@@ -114,3 +114,11 @@ def test_a_session_resumes_from_the_url(app):
     assert messages[:2] == ["convert 100 degrees Fahrenheit to Celsius", "100 °F is 37.78 °C."]
     sidebar_buttons = [b.label for b in fresh.sidebar.button]
     assert any(label.startswith("convert 100 degrees") for label in sidebar_buttons)
+
+
+def test_settings_page_has_the_policy_section(app):
+    at = app()
+    at.sidebar.radio[0].set_value("Settings").run()
+    assert not at.exception
+    assert "Discovery and tool policy" in [h.value for h in at.subheader]
+    assert any("Policy version" in t for t in texts(at))

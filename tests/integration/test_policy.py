@@ -118,6 +118,8 @@ def test_eval_learns_from_one_half_and_measures_the_other(tmp_path):
     assert first["direct_reuse_share"] == 0.0 and first["judge_share"] == 1.0
     assert after["direct_reuse_share"] > 0.0 and after["false_direct_reuses"] == 0
     assert after["decision_accuracy_no_judge"] == 1.0  # learned: no judge needed any more
+    variants = report["learn"]["value_variants"]
+    assert variants["requests"] == 4 and variants["false_direct_reuses"] == 0
 
 
 def test_migration_3_moves_served_requests_into_weak_evidence(schema):
@@ -142,6 +144,24 @@ def test_migration_3_moves_served_requests_into_weak_evidence(schema):
     rows = library.evidence("word_count")
     assert [(r["request"], r["source"], r["strength"]) for r in rows] == [
         ("how long is my essay", "execution", "weak")]
+
+
+def test_the_evidence_lookup_is_served_by_the_hnsw_index(schema):
+    from tools_store import evidence
+    from tools_store.models import Evidence
+
+    library = ToolLibrary(schema=schema)
+    library.add_evidence([Evidence(request="convert 5 km to miles", tool="kilometers_to_miles",
+                                   version=1, serves=True, source="judge")])
+    vector = library.index.embed_query("convert 7 km to miles")
+    with library.connect() as conn:
+        hits = evidence.lookup(conn, "convert 7 km to miles", vector, radius=0.99)
+        assert [(h.tool, h.same_request) for h in hits] == [("kilometers_to_miles", True)]
+        conn.execute("SET enable_seqscan = off")  # the query's shape must allow the index
+        plan = "\n".join(r["QUERY PLAN"] for r in conn.execute(
+            "EXPLAIN " + evidence.LOOKUP, ("[" + ",".join(["0.1"] * len(vector)) + "]",
+                                            "t", 20, 20)).fetchall())
+    assert "Index Scan using evidence_hnsw" in plan
 
 
 def settings_script() -> None:
