@@ -117,6 +117,23 @@ def test_a_user_marking_an_answer_wrong_turns_into_negative_evidence(make_agent,
     assert again["tool"]["name"] == "add_two" and again["result"] == 15
 
 
+def test_a_user_who_insists_gets_a_new_tool_under_a_new_name(make_agent, tmp_path):
+    first = tool_replies("", SPEC, "2 * {x}")
+    second = tool_replies("", {**SPEC, "name": "double_value"}, "2 * {x}")
+    # The second turn's spec first offers the taken name again, then a new one.
+    steps = [{"step": a["step"], "match": "", "replies": [a["reply"]] + (
+        [a["reply"]] if a["step"] == "spec" else []) + [b["reply"]]}
+        for a, b in zip(first, second, strict=True)]
+    replies = [*plans("double the number 21"), *steps, *common()[-5:]]
+    agent = make_agent(write_script(tmp_path, replies))
+    agent.ask("double the number 21")
+    state = agent.ask("double the number 21", new_tool=True)
+    assert state["new_tool"] and "judge" not in state["usage"] and "spec" in state["route"]
+    assert state["tool"] == {"name": "double_value", "version": 1, "status": "verified"}
+    assert state["result"] == 42 and state["usage"]["spec"]["calls"] == 2
+    assert len(library_of(agent).versions("double_number")) == 1
+
+
 def test_feedback_on_a_session_without_a_tool_run_is_a_clear_error(make_agent):
     agent = make_agent()
     with pytest.raises(Exception, match="has no tool run"):

@@ -110,3 +110,14 @@ def test_a_deterministic_tool_is_served_from_the_cache_and_the_answer_says_so(tm
 def test_a_tool_not_known_to_be_deterministic_is_never_cached(tmp_path):
     sandbox, (_, second) = cache_run(tmp_path, False, [42, 43])
     assert len(sandbox.calls) == 2 and second["result"] == 43 and second["cached"] is False
+
+
+def test_the_plan_notices_a_user_who_insists_on_a_new_tool(tmp_path):
+    library = near_miss_library(similarity=0.99)
+    entries = synthesis_of_times_two()
+    entries[0] = {"step": "plan", "request": "double 21",
+                  "reply": {"kind": "single", "standalone_request": "double the number 21",
+                            "new_tool": True}}
+    route, state = run(script(tmp_path, *entries), "double 21", library,
+                       FakeSandbox({"times_two": 42}))
+    assert state["new_tool"] is True and "spec" in route and "times_two" in library.tools
