@@ -12,7 +12,8 @@ def _agent(args):
     from graph.runner import Agent
 
     return Agent(model=args.model, sandbox_backend=args.backend,
-                 sandbox_pool=args.pool, input_files=args.data or [])
+                 sandbox_pool=args.pool, input_files=args.data or [],
+                 new_tool=getattr(args, "new_tool", False))
 
 
 def _print_turn(result: dict, scripted: bool) -> None:
@@ -65,7 +66,8 @@ def cmd_ask(args) -> int:
         return 2
     on_event = None if args.json else (
         lambda e: print(f"  [{e['step']}] {e['message']}", file=sys.stderr))
-    result = None if args.in_process else _via_resident(args, on_event)
+    resident = not (args.in_process or getattr(args, "new_tool", False))
+    result = _via_resident(args, on_event) if resident else None
     if result is None:
         from graph.runner import summary
 
@@ -137,6 +139,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--session", help="session id (continues a conversation)")
     p.add_argument("--in-process", action="store_true",
                    help="never hand the request to a running agent (sea chat, the app)")
+    p.add_argument("--new-tool", action="store_true",
+                   help="build a new tool (under a new name) even when one could be reused")
     common_options(p)
     p.set_defaults(func=cmd_ask)
     p = sub.add_parser("chat", help="a conversation in the terminal")

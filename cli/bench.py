@@ -123,21 +123,48 @@ def _synthetic_spec(i: int):
                                 f"result as JSON.")
 
 
-def bench_library(sizes: list[int], searches: int) -> dict:
-    """Registration time and search latency for libraries of the given sizes."""
-    results: dict = {"sizes": {}}
+def _add_bench_evidence(library: ToolLibrary, count: int, size: int) -> float:
+    """Add ``count`` evidence rows (requests near the tools' purposes); return the seconds."""
+    import numpy as np
+
+    from tools_store import evidence
+    from tools_store.models import Evidence
+
+    start = time.perf_counter()
+    bases = library.vector_store().embeddings.embed_documents(
+        [_synthetic_spec(i).description for i in range(min(size, 500))])
+    rng = np.random.default_rng(7)
+    batch = 2000
+    for offset in range(0, count, batch):
+        items, vectors = [], []
+        for i in range(offset, min(count, offset + batch)):
+            vector = np.asarray(bases[i % len(bases)]) + rng.normal(0, 0.03, len(bases[0]))
+            vectors.append((vector / np.linalg.norm(vector)).tolist())
+            items.append(Evidence(request=f"benchmark request {i}", tool=f"bench_tool_{i % size}",
+                                  version=1, serves=bool(i % 3), source=("judge", "user",
+                                                                         "execution")[i % 3]))
+        with library.connect() as conn, conn.transaction():
+            evidence.add(conn, items, vectors)
+    return time.perf_counter() - start
+
+
+def bench_library(sizes: list[int], searches: int, evidence_per_tool: int = 5) -> dict:
+    """Registration time and search latency (evidence lookup included) for the given sizes."""
+    results: dict = {"sizes": {}, "evidence_rows_per_tool": evidence_per_tool}
     for size in sizes:
         with tempfile.TemporaryDirectory() as tmp:
             library = ToolLibrary(schema=f"sea_bench_{uuid.uuid4().hex[:8]}",
                                   files_dir=Path(tmp))
             try:
-                results["sizes"][str(size)] = _bench_library_size(library, size, searches)
+                results["sizes"][str(size)] = _bench_library_size(library, size, searches,
+                                                                  evidence_per_tool * size)
             finally:
                 library.drop()
     return results
 
 
-def _bench_library_size(library: ToolLibrary, size: int, searches: int) -> dict:
+def _bench_library_size(library: ToolLibrary, size: int, searches: int,
+                        evidence_rows: int) -> dict:
     code = "def f():\n    return 1\n"
     single: list[float] = []
     sample = min(20, size)
@@ -151,6 +178,7 @@ def _bench_library_size(library: ToolLibrary, size: int, searches: int) -> dict:
         start = time.perf_counter()
         library.register(_synthetic_spec(i), code, "", {}, "verified", "benchmark")
         single.append(time.perf_counter() - start)
+    evidence_seconds = _add_bench_evidence(library, evidence_rows, size)
     queries = [f"{WORDS[i % len(WORDS)]} some {THINGS[i % len(THINGS)]}" for i in range(searches)]
     embeddings = library.vector_store().embeddings
     vectors = embeddings.embed_documents(queries)
@@ -163,7 +191,8 @@ def _bench_library_size(library: ToolLibrary, size: int, searches: int) -> dict:
         start = time.perf_counter()
         library.search(query)
         with_embedding.append(time.perf_counter() - start)
-    return {"register_one_p50_s": round(statistics.median(single), 4),
+    return {"evidence_rows": evidence_rows, "evidence_insert_s": round(evidence_seconds, 2),
+            "register_one_p50_s": round(statistics.median(single), 4),
             "register_bulk_per_tool_s": round(bulk_seconds / max(1, size - sample), 5),
             "search_without_embedding_ms": percentiles(without, 1000, 2),
             "search_with_embedding_ms": percentiles(with_embedding, 1000, 2)}
@@ -171,7 +200,8 @@ def _bench_library_size(library: ToolLibrary, size: int, searches: int) -> dict:
 
 def cmd_library(args) -> int:
     """Print the library benchmark."""
-    emit(bench_library([int(s) for s in args.sizes.split(",")], args.searches), args.json)
+    emit(bench_library([int(s) for s in args.sizes.split(",")], args.searches,
+                       args.evidence_per_tool), args.json)
     return 0
 
 
@@ -342,6 +372,8 @@ def add_parsers(sub) -> None:
     p = bench_sub.add_parser("library", help="registration and search latency")
     p.add_argument("--sizes", default="100,1000,10000")
     p.add_argument("--searches", type=int, default=50)
+    p.add_argument("--evidence-per-tool", type=int, default=5,
+                   help="evidence rows per tool (5: 50,000 rows at 10,000 tools)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_library)
     p = bench_sub.add_parser("pipeline", help="reuse and synthesis paths, scripted model")

@@ -36,12 +36,16 @@ def cmd_search(args) -> int:
     from nodes.decide import preview
 
     result = ToolLibrary().search(args.query, k=args.k)
-    decision, chosen, reason = preview(result)
-    lines = [f"decision: {decision} ({reason})"] + [
+    decision, chosen, reason, band, _ = preview(result)
+    lines = [f"decision: {decision} ({reason})"] + [f"  evidence: {e.tool} "
+             f"{'serves' if e.serves else 'does not serve'} {e.request!r} ({e.source}, "
+             f"{'same request' if e.same_request else f'similarity {e.similarity:.2f}'})"
+             for e in result.evidence[:5]] + [
         f"  {c.name:30} similarity {c.similarity:.3f} score {c.score:.3f}"
         + (f"  conflict: {c.conflict}" if c.conflict else "") for c in result.candidates]
     emit({**result.model_dump(mode="json"), "decision": decision,
-          "chosen": chosen.name if chosen else None, "reason": reason}, args.json, lines)
+          "chosen": chosen.name if chosen else None, "reason": reason,
+          "judge_would_see": [c.name for c in band]}, args.json, lines)
     return 0
 
 

@@ -63,12 +63,13 @@ class Agent:
     def _config(self, session_id: str) -> dict:
         return {"configurable": {"thread_id": session_id}, "recursion_limit": 60}
 
-    def stream(self, request: str, session_id: str,
-               files: list[str] | None = None) -> Iterator[dict]:
+    def stream(self, request: str, session_id: str, files: list[str] | None = None,
+               new_tool: bool = False) -> Iterator[dict]:
         """Yield ``event`` and ``step`` items as they happen; the last item is ``final``.
 
-        A request no storage can hold is refused here: the checkpointer stores the input
-        before the first node could refuse it.
+        ``new_tool``: build a new tool for this request even when one could be reused. A
+        request no storage can hold is refused here: the checkpointer stores the input before
+        the first node could refuse it.
         """
         try:
             check_request(request)
@@ -79,7 +80,8 @@ class Agent:
                                                                         f"complete this: {error}"}}
             return
         context = replace(self.context, session_id=session_id,
-                          input_files=files if files is not None else self.context.input_files)
+                          input_files=files if files is not None else self.context.input_files,
+                          new_tool=new_tool or self.context.new_tool)
         for mode, payload in self.graph.stream({"request": request}, self._config(session_id),
                                                context=context,
                                                stream_mode=["custom", "updates"]):
@@ -92,13 +94,13 @@ class Agent:
 
     def ask(self, request: str, session_id: str | None = None,
             on_event: Callable[[dict], None] | None = None,
-            files: list[str] | None = None) -> dict:
+            files: list[str] | None = None, new_tool: bool = False) -> dict:
         """Run one turn; return its final state with ``route``, ``events`` and ``session_id``."""
         session_id = session_id or new_session_id()
         route: list[str] = []
         events: list[dict] = []
         final: dict = {}
-        for item in self.stream(request, session_id, files):
+        for item in self.stream(request, session_id, files, new_tool):
             if item["kind"] == "event":
                 events.append(item)
                 if on_event:
@@ -146,5 +148,6 @@ def summary(turn: dict) -> dict:
             "decision": turn.get("decision"), "tool": tool.get("name"),
             "version": tool.get("version"), "status": tool.get("status"),
             "arguments": turn.get("arguments"), "result": turn.get("result"),
+            "cached": bool(turn.get("cached")),
             "answer": turn.get("answer"), "error": turn.get("error") or None,
             "usage": turn.get("usage", {}), "events": turn.get("events", [])}

@@ -1,4 +1,9 @@
-"""answer: a short natural-language answer; the raw result stays in the state."""
+"""answer: a short natural-language answer; the raw result stays in the state.
+
+The turn's outcome becomes evidence here, once, when it is known: the judge's verdict
+(strong; a "serves" only when the tool then ran) and a successful run (weak: it never
+allows a direct reuse on its own).
+"""
 
 from __future__ import annotations
 
@@ -8,20 +13,47 @@ from langchain_core.messages import AIMessage
 from langgraph.runtime import Runtime
 
 from state.replies import AnswerReply
+from tools_store.errors import LibraryError
+from tools_store.models import Evidence
 
 from .kit.context import Context
 from .kit.model import StepError, invoke_structured
-from .kit.node import event, model, node
+from .kit.node import event, library, model, node
 
 INSTRUCTIONS = ("Answer the user's request in one or two sentences from the tool's result. "
                 "State the result exactly; do not invent anything.")
 EXPERIMENTAL = ("Warning: {name} is experimental: it did not pass all of its tests, so "
                 "check this result. ")
+CACHED = (" (Served from the cache: {name} v{version} computed this result earlier for the "
+          "same arguments and inputs.)")
+
+
+def outcome_evidence(state: dict, session_id: str) -> list[Evidence]:
+    """Return the evidence a finished turn leaves (see the module's docstring)."""
+    request = state.get("standalone_request") or ""
+    tool = state.get("tool") or {}
+    judge = state.get("judge") or {}
+    served = bool(state.get("served")) and not state.get("error")
+    items: list[Evidence] = []
+    judged = judge.get("candidates", [])
+    if judged and not judge.get("serves"):
+        items += [Evidence(request=request, tool=c["name"], version=c["version"], serves=False,
+                           source="judge", reason=judge.get("reason", ""),
+                           session_id=session_id) for c in judged]
+    elif judged and served and tool.get("name") in {c["name"] for c in judged}:
+        items.append(Evidence(request=request, tool=tool["name"], version=tool["version"],
+                              serves=True, source="judge", reason=judge.get("reason", ""),
+                              session_id=session_id))
+    elif served and tool:
+        items.append(Evidence(request=request, tool=tool["name"], version=tool["version"],
+                              serves=True, source="execution", session_id=session_id,
+                              reason="it ran without an error"))
+    return items
 
 
 @node("answer")
 def answer(state: dict, runtime: Runtime[Context]) -> dict:
-    """Write the answer (or the error) and add it to the conversation."""
+    """Write the answer (or the error), keep the turn's evidence, add it to the conversation."""
     usage: dict = {}
     tool = state.get("tool") or {}
     if state.get("error"):
@@ -40,5 +72,11 @@ def answer(state: dict, runtime: Runtime[Context]) -> dict:
     if tool.get("status") == "experimental" and not state.get("error"):
         text = EXPERIMENTAL.format(name=tool["name"]) + text
     text += "".join(f"\nNote: {warning}." for warning in state.get("warnings") or [])
+    if state.get("cached") and not state.get("error"):
+        text += CACHED.format(name=tool.get("name"), version=tool.get("version"))
+    try:
+        library(runtime).add_evidence(outcome_evidence(state, runtime.context.session_id))
+    except LibraryError as exc:  # the answer stands; only what it teaches is lost
+        event("answer", f"the turn's evidence could not be kept: {exc}", level="warning")
     event("answer", text)
     return {"answer": text, "messages": [AIMessage(text)], "usage": usage}

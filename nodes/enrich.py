@@ -15,15 +15,15 @@ from .kit.node import event, library, node
 
 MAX_REQUEST_CHARS = 4000
 # Fields that belong to one turn; the checkpointer keeps the state across turns.
-PER_TURN = {"standalone_request": "", "plan": {}, "force_synthesis": False, "search": {},
-            "decision": "", "judge": {}, "spec": {}, "tests": "", "tests_hash": "",
-            "implementation": "", "report": {}, "tool": {}, "arguments": {},
-            "result": None, "error": "", "answer": ""}
+PER_TURN = {"standalone_request": "", "plan": {}, "force_synthesis": False, "new_tool": False,
+            "search": {}, "decision": "", "judge": {}, "spec": {}, "tests": "",
+            "tests_hash": "", "implementation": "", "report": {}, "tool": {}, "arguments": {},
+            "result": None, "served": False, "cached": False, "error": "", "answer": ""}
 
 
-def turn_policy(policy: dict, thresholds: dict, overrides: dict) -> dict:
+def turn_policy(policy: dict, rule: dict, overrides: dict) -> dict:
     """Return the values a turn runs by: the library's policy under the run's overrides."""
-    resolved = {"reuse": thresholds["reuse"], "verify": thresholds["verify"],
+    resolved = {**rule, "cache_ttl_seconds": int(policy["cache_ttl_seconds"]),
                 "max_retries": int(policy["max_retries"]),
                 "min_tests": int(policy["min_tests"]),
                 "history_turns": int(policy["history_turns"])}
@@ -48,7 +48,7 @@ def enrich(state: dict, runtime: Runtime[Context]) -> dict:
         raise StepError(f"the input file {unreadable[0]} cannot be read")
     lib = library(runtime)
     stored = lib.policy()
-    policy = turn_policy(stored, lib.thresholds(stored), runtime.context.overrides())
+    policy = turn_policy(stored, lib.decision_rule(stored), runtime.context.overrides())
     turns = [{"role": "user" if m.type == "human" else "assistant", "content": str(m.content)}
              for m in state.get("messages", []) if m.type in ("human", "ai")]
     window = turns[-2 * policy["history_turns"]:] if policy["history_turns"] else []

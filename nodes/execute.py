@@ -1,4 +1,8 @@
-"""execute: extract arguments into the tool's schema, validate them, call it in the sandbox."""
+"""execute: extract arguments into the tool's schema, validate them, call it in the sandbox.
+
+A deterministic tool's result for the same version, arguments and input files comes from
+the execution cache while the policy's time limit lasts; nothing else is ever cached.
+"""
 
 from __future__ import annotations
 
@@ -42,6 +46,19 @@ def execute(state: dict, runtime: Runtime[Context]) -> dict:
     except StepError as exc:
         raise StepError(f"could not extract valid arguments for {record.name}: {exc}") from exc
     arguments = holder["arguments"]
+    update = {"arguments": arguments, "usage": {"args": usage}}
+    # Only a deterministic tool's result may come from the cache (never an unknown one).
+    ttl = int(state["policy"].get("cache_ttl_seconds", 0))
+    cacheable = record.spec.deterministic and ttl > 0
+    if cacheable:
+        found, result = lib.cached_result(record, arguments, runtime.context.input_files)
+        if found:
+            lib.record_execution(record.name, record.version, arguments, result, True,
+                                 session_id=runtime.context.session_id,
+                                 request=state["standalone_request"], cached=True)
+            event("execute", f"result (from the cache): {json.dumps(result)[:300]}", ok=True,
+                  cached=True, result=result)
+            return {**update, "result": result, "served": True, "cached": True}
     event("execute", f"calling {record.name}({json.dumps(arguments)[:200]})",
           arguments=arguments)
     call = sandbox(runtime).call(record.code, record.name, arguments,
@@ -62,7 +79,9 @@ def execute(state: dict, runtime: Runtime[Context]) -> dict:
                          call.describe_error(), call.duration,
                          runtime.context.session_id, state["standalone_request"])
     if call.ok:
-        update["result"] = result
+        if cacheable:
+            lib.cache_result(record, arguments, runtime.context.input_files, result, ttl)
+        update.update(result=result, served=True)
         event("execute", f"result: {json.dumps(result)[:300]}", ok=True,
               duration=call.duration, result=result)
     else:

@@ -35,9 +35,10 @@ class AgentState(TypedDict, total=False):
     standalone_request: str  # the request made self-contained by the plan; search uses it
     plan: dict  # PlanReply of this turn
     force_synthesis: bool  # the user explicitly asked to create a tool
+    new_tool: bool  # the user insists on a new tool: no reuse at all (a new name)
     search: dict  # SearchResult: ranked candidates and the thresholds that apply
     decision: str  # reuse | synthesize | multi
-    judge: dict  # JudgeReply, when a verify-band candidate was judged
+    judge: dict  # JudgeReply and the candidates judged, when the verify band was judged
     spec: dict  # ToolSpec of the tool being built
     tests: str  # the frozen pytest suite
     tests_hash: str  # sha256 of the suite when it was frozen
@@ -47,6 +48,8 @@ class AgentState(TypedDict, total=False):
     tool: dict  # name, version, status of the tool in use
     arguments: dict  # validated arguments of the call
     result: Any  # the raw result of the call
+    served: bool  # the tool ran (or came from the cache) without an error
+    cached: bool  # the result came from the execution cache
     error: str  # a clear error that ends the turn
     warnings: Annotated[list[str], operator.add]  # what the answer must mention (this turn)
     answer: str  # the short natural-language answer

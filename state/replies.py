@@ -18,6 +18,8 @@ class PlanReply(BaseModel):
         description="the request rewritten to stand alone, resolving references to earlier "
                     "turns (e.g. 'now do the same for 451' -> 'convert 451 F to Celsius')")
     steps: list[str] = Field(default_factory=list, description="for multi: the steps in order")
+    new_tool: bool = Field(default=False, description="true only when the user insists on a "
+                                                      "new tool even if one exists")
 
 
 class JudgeReply(BaseModel):
@@ -26,6 +28,8 @@ class JudgeReply(BaseModel):
     serves: bool = Field(description="true only if the request's inputs map onto the tool's "
                                      "parameters and the tool computes what is asked, in the "
                                      "same direction")
+    tool: str = Field(default="", description="the name of the candidate that serves, when "
+                                              "several are shown")
     reason: str = ""
 
 

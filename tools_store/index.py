@@ -22,7 +22,7 @@ from .errors import IndexModelMismatch
 TABLE = "tool_index"
 DOC_NAMESPACE = uuid.UUID("5b0c2f8e-7d1a-4c41-9a57-3f1f6f1d2a10")
 
-Docs = list[tuple[str, str]]  # (kind, text): purpose, example or served request
+Docs = list[tuple[str, str]]  # (kind, text): purpose or example
 # Connections the vector store may hold per process (its searches run on one event loop).
 VECTOR_POOL_SIZE = 4
 
@@ -40,6 +40,7 @@ class ToolIndex:
         self._reader, self._connect = reader, connect
         self._store = None
         self._lock = threading.Lock()
+        self._recent: dict[str, list[float]] = {}
 
     def _engine(self):
         from langchain_postgres import PGEngine
@@ -112,8 +113,14 @@ class ToolIndex:
         return self.store().embeddings.embed_documents(texts) if texts else []
 
     def embed_query(self, text: str) -> list[float]:
-        """Embed a query with the index's model."""
-        return self.store().embeddings.embed_query(text)
+        """Embed a query with the index's model (a turn's request is embedded once)."""
+        vector = self._recent.get(text)
+        if vector is None:
+            vector = self.store().embeddings.embed_query(text)
+            if len(self._recent) >= 256:
+                self._recent.clear()
+            self._recent[text] = vector
+        return vector
 
     @staticmethod
     def write(conn: psycopg.Connection, name: str, version: int, docs: Docs,
@@ -136,14 +143,6 @@ class ToolIndex:
         conn.execute(sql.SQL("DELETE FROM {} WHERE tool_name = %s").format(
             sql.Identifier(TABLE)), (name,))
 
-    def has_text(self, name: str, text: str) -> tuple[bool, int | None]:
-        """Tell whether ``text`` is indexed for ``name``, and which version the rows serve."""
-        row = self._reader().execute(sql.SQL(
-            "SELECT count(*) FILTER (WHERE content = %s) AS same, max(version) AS version "
-            "FROM {} WHERE tool_name = %s").format(sql.Identifier(TABLE)),
-            (text, name)).fetchone()
-        return bool(row["same"]), row["version"]
-
     def nearest(self, vector: list[float], k: int) -> dict[str, tuple[float, str, int]]:
         """Return, per tool among the ``k`` nearest rows, its best (similarity, text, version)."""
         hits = self.store().similarity_search_with_score_by_vector(vector, k=k)
@@ -154,6 +153,17 @@ class ToolIndex:
             if name and (name not in best or similarity > best[name][0]):
                 best[name] = (similarity, doc.page_content, doc.metadata.get("version"))
         return best
+
+    def similarity_to(self, vector: list[float], names: list[str]
+                      ) -> dict[str, tuple[float, str, int]]:
+        """Return, per named tool, its best (similarity, text, version) to ``vector``."""
+        rows = self._reader().execute(sql.SQL(
+            "SELECT DISTINCT ON (tool_name) tool_name, content, version, "
+            "1 - (embedding <=> %s::vector) AS similarity FROM {} WHERE tool_name = ANY(%s) "
+            "ORDER BY tool_name, embedding <=> %s::vector").format(sql.Identifier(TABLE)),
+            (str(vector), names, str(vector))).fetchall()
+        return {r["tool_name"]: (float(r["similarity"]), r["content"], r["version"])
+                for r in rows}
 
     def rebuild(self, prepared: list[tuple[str, int, Docs, list[list[float]]]],
                 dimension: int) -> None:

@@ -7,7 +7,8 @@ are written after the commit and reconciled on start. Every failure of the datab
 comes out as a ``LibraryError``.
 
 Why this module is long: it is the library's one public front, and each of its methods is a
-few lines that delegate to ``records``, ``index``, ``policies`` or ``mirror``.
+few lines that delegate to ``records``, ``index``, ``evidence``, ``cache``, ``policies`` or
+``mirror``.
 """
 
 from __future__ import annotations
@@ -24,14 +25,14 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from . import db, discovery, policies, records
+from . import cache, db, discovery, evidence, policies, records
 from .db import sea_home
 from .embeddings import embedding_model_id, load_embeddings
 from .errors import LibraryError, ToolNotFound
 from .index import Docs, ToolIndex
 from .migrations import migrate
 from .mirror import FileMirror
-from .models import Candidate, SearchResult, ToolRecord, ToolSpec, check_tool_name
+from .models import Candidate, Evidence, SearchResult, ToolRecord, ToolSpec, check_tool_name
 
 code_hash = records.code_hash
 log = logging.getLogger(__name__)
@@ -133,10 +134,13 @@ class ToolLibrary:
     # -- registration -----------------------------------------------------------------------
 
     def _index_docs(self, spec: ToolSpec) -> Docs:
-        """Return the (kind, text) pairs a tool is found by, served requests included."""
+        """Return the (kind, text) pairs a tool is found by: its purpose and examples.
+
+        Served requests are not among them: a wrong reuse would lock itself in. They are
+        weak evidence instead (``add_evidence``).
+        """
         docs = [("purpose", spec.index_text())]
         docs += [("example", e.strip()) for e in spec.examples[:10] if e.strip()]
-        docs += [("request", r.strip()) for r in self._served_requests(spec.name) if r.strip()]
         seen: set[str] = set()
         return [(k, t) for k, t in docs if not (t in seen or seen.add(t))]
 
@@ -210,10 +214,6 @@ class ToolLibrary:
         """Return a tool's most recent executions."""
         return records.executions(self._reader(), name, limit)
 
-    def _served_requests(self, name: str) -> list[str]:
-        limit = self.policy().get("served_requests_indexed", 20)
-        return records.served_requests(self._reader(), name, limit)
-
     # -- changing the current version -------------------------------------------------------
 
     def rollback(self, name: str, version: int) -> ToolRecord:
@@ -239,32 +239,67 @@ class ToolLibrary:
 
     def record_execution(self, name: str, version: int, inputs: dict, output,
                          success: bool, error: str = "", duration: float = 0.0,
-                         session_id: str = "", request: str = "", source: str = "agent") -> None:
-        """Log one execution, update the tool's counters, and index a served request.
+                         session_id: str = "", request: str = "", source: str = "agent",
+                         cached: bool = False) -> None:
+        """Log one execution and update the tool's counters.
 
         ``source`` says who called: ``agent`` (the graph), ``mcp``, ``langchain``.
         """
         with self.connect() as conn, conn.transaction():
             records.add_execution(conn, name, version, inputs, output, success, error,
-                                  duration, session_id, request, source)
-        if success and request.strip():
-            self._index_served_request(name, version, request.strip())
+                                  duration, session_id, request, source, cached)
 
-    def _index_served_request(self, name: str, version: int, request: str) -> None:
-        """Index a request the tool served: the best description of what it is for.
+    # -- evidence ---------------------------------------------------------------------------
 
-        Only the new text is embedded, and only while the tool is under the policy's cap.
-        """
-        if request not in self._served_requests(name):
-            return  # already indexed, or past the cap
-        present, indexed_version = self.index.has_text(name, request)
-        if present or indexed_version != version:
-            return  # the text is there already, or the index serves another version
-        vector = self.index.embed([request])
+    def add_evidence(self, items: list[Evidence]) -> None:
+        """Keep verdicts on (request, tool), each with its request's embedding."""
+        items = [e for e in items if e.request.strip()]
+        if not items:
+            return
+        vectors = [self.index.embed_query(e.request) for e in items]
         with self.connect() as conn, conn.transaction():
-            conn.execute("SELECT 1 FROM tools WHERE name = %s FOR UPDATE", (name,))
-            self.index.write(conn, name, version, [("request", request)], vector,
-                             replace=False)
+            evidence.add(conn, items, vectors)
+
+    def feedback(self, session_id: str, serves: bool, note: str = "") -> Evidence:
+        """Record a user's verdict on the session's last tool run; return the evidence.
+
+        "Wrong" also marks the positive evidence for that tool on the same request (any
+        session) as wrong, so it no longer allows a direct reuse.
+        """
+        run = records.last_execution(self._reader(), session_id)
+        if run is None or not run["request"]:
+            raise ToolNotFound(f"session {session_id!r} has no tool run to give feedback on")
+        item = Evidence(request=run["request"], tool=run["name"], version=run["version"],
+                        serves=serves, source="user", session_id=session_id,
+                        reason=note or ("the user confirmed the answer" if serves
+                                        else "the user marked the answer wrong"))
+        vector = self.index.embed_query(item.request)
+        with self.connect() as conn, conn.transaction():
+            if not serves:
+                evidence.retract(conn, item.request, item.tool)
+            evidence.add(conn, [item], [vector])
+        return item
+
+    def evidence(self, tool: str | None = None, limit: int = 50) -> list[dict]:
+        """Return recent evidence (of one tool, or all), newest first."""
+        return evidence.listing(self._reader(), tool, limit)
+
+    # -- the execution cache ----------------------------------------------------------------
+
+    def cached_result(self, record: ToolRecord, arguments: dict,
+                      files: list[str]) -> tuple[bool, object]:
+        """Return (found, result) of an earlier identical call of this very version."""
+        key = cache.cache_key(arguments, cache.file_hashes(files))
+        return cache.get(self._reader(), record.name, record.version, record.code_hash, key)
+
+    def cache_result(self, record: ToolRecord, arguments: dict, files: list[str], result,
+                     ttl_seconds: int) -> None:
+        """Keep a deterministic call's result for ``ttl_seconds``."""
+        hashes = cache.file_hashes(files)
+        with self.connect() as conn:
+            cache.put(conn, record.name, record.version, record.code_hash,
+                      cache.cache_key(arguments, hashes), arguments, hashes, result,
+                      ttl_seconds)
 
     def log_reflection(self, name: str, attempt: int, failing_tests: list[dict],
                        note: str = "", session_id: str = "") -> None:
@@ -292,19 +327,41 @@ class ToolLibrary:
         with self.connect() as conn:
             return policies.store(conn, changes, note)
 
+    def policy_history(self) -> list[dict]:
+        """Return every policy version, oldest first."""
+        return policies.history(self._reader())
+
+    def rollback_policy(self, version: int) -> int:
+        """Make an earlier policy apply again (as a new version); return the new version."""
+        with self.connect() as conn:
+            return policies.rollback(conn, version)
+
     def thresholds(self, policy: dict | None = None) -> dict:
-        """Return the reuse / verify thresholds for this library's embedding model."""
+        """Return the reuse / verify / evidence thresholds for this library's embedding model."""
         return policies.thresholds(policy or self.policy(), self.model_id)
+
+    def decision_rule(self, policy: dict | None = None) -> dict:
+        """Return the thresholds and settings the reuse decision applies."""
+        return policies.decision_rule(policy or self.policy(), self.model_id)
 
     # -- discovery --------------------------------------------------------------------------
 
     def search(self, query: str, k: int = 5, vector: list[float] | None = None
                ) -> SearchResult:
-        """Rank tools for ``query``; the caller decides what to do with them."""
+        """Rank tools for ``query`` and find the evidence near it; the caller decides.
+
+        Tools that stored evidence names are offered too, even when their purpose is not
+        among the nearest.
+        """
         if vector is None:
             vector = self.index.embed_query(query)
         best = self.index.nearest(vector, k=max(20, k * 4))
         policy = self.policy()
+        rule = policies.decision_rule(policy, self.model_id)
+        hits = evidence.lookup(self._reader(), query, vector, rule["evidence"])
+        named = {h.tool for h in hits}
+        if named - set(best):
+            best.update(self.index.similarity_to(vector, sorted(named - set(best))))
         candidates = []
         for row in records.offered(self._reader(), list(best)):
             similarity, text, version = best[row["name"]]
@@ -320,8 +377,9 @@ class ToolLibrary:
                 conflict=discovery.conflict(row["name"], row["description"], query,
                                             row["returns"] or "")))
         candidates.sort(key=lambda c: -c.score)
-        return SearchResult(query=query, candidates=candidates[:k],
-                            thresholds=self.thresholds(policy), embedding_model=self.model_id)
+        kept = candidates[:k] + [c for c in candidates[k:] if c.name in named]
+        return SearchResult(query=query, candidates=kept, thresholds=self.thresholds(policy),
+                            embedding_model=self.model_id, evidence=hits, rule=rule)
 
     # -- re-embedding and the mirror --------------------------------------------------------
 
@@ -333,7 +391,14 @@ class ToolLibrary:
             docs = self._index_docs(record.spec)
             prepared.append((record.name, record.version, docs,
                              embeddings.embed_documents([t for _, t in docs])))
-        self.index.rebuild(prepared, len(embeddings.embed_query("dimension")))
+        dimension = len(embeddings.embed_query("dimension"))
+        self.index.rebuild(prepared, dimension)
+        rows = evidence.all_requests(self._reader())
+        if rows:
+            vectors = embeddings.embed_documents([request for _, request in rows])
+            with self.connect() as conn, conn.transaction():
+                evidence.reembed(conn, {i: v for (i, _), v in zip(rows, vectors, strict=True)},
+                                 dimension)
         return len(prepared)
 
     def mirror_differences(self) -> list[dict]:

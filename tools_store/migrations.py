@@ -80,6 +80,63 @@ MIGRATIONS: list[tuple[int, str]] = [
     (2, """
     ALTER TABLE tool_executions ADD COLUMN IF NOT EXISTS source text NOT NULL DEFAULT 'agent';
     """),
+    # 3: discovery by evidence. Verdicts with their embeddings (the dimension and the HNSW
+    # index are set by the first write: the embedding model decides them); served requests
+    # that were index rows (a wrong reuse could lock itself in) move here as weak evidence;
+    # the execution cache; the thresholds of the evidence rule replace the old ones (they
+    # meant "reuse on similarity", which the new rule no longer does).
+    (3, """
+    CREATE TABLE IF NOT EXISTS evidence (
+        id bigserial PRIMARY KEY,
+        request text NOT NULL,
+        template text NOT NULL,
+        embedding vector NOT NULL,
+        tool_name text NOT NULL,
+        tool_version integer NOT NULL,
+        verdict text NOT NULL CHECK (verdict IN ('serves', 'does-not-serve')),
+        source text NOT NULL CHECK (source IN ('judge', 'user', 'execution')),
+        strength text NOT NULL CHECK (strength IN ('strong', 'weak')),
+        reason text NOT NULL DEFAULT '',
+        session_id text NOT NULL DEFAULT '',
+        retracted boolean NOT NULL DEFAULT false,
+        created_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE INDEX IF NOT EXISTS evidence_template ON evidence (template);
+    CREATE INDEX IF NOT EXISTS evidence_tool ON evidence (tool_name);
+    CREATE INDEX IF NOT EXISTS evidence_session ON evidence (session_id);
+    -- Their template is only approximate: weak evidence is never matched as the same request.
+    DO $$ BEGIN
+        IF to_regclass('tool_index') IS NOT NULL THEN
+            INSERT INTO evidence (request, template, embedding, tool_name, tool_version,
+                                  verdict, source, strength, reason)
+            SELECT content, lower(content), embedding, tool_name, version, 'serves',
+                   'execution', 'weak', 'a served request, indexed before evidence existed'
+            FROM tool_index WHERE kind = 'request';
+            DELETE FROM tool_index WHERE kind = 'request';
+        END IF;
+    END $$;
+    CREATE TABLE IF NOT EXISTS execution_cache (
+        tool_name text NOT NULL,
+        tool_version integer NOT NULL,
+        code_hash text NOT NULL,
+        key text NOT NULL,
+        arguments jsonb NOT NULL,
+        files jsonb NOT NULL DEFAULT '[]',
+        result jsonb,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        expires_at timestamptz NOT NULL,
+        PRIMARY KEY (tool_name, tool_version, code_hash, key)
+    );
+    ALTER TABLE tool_executions ADD COLUMN IF NOT EXISTS cached boolean NOT NULL DEFAULT false;
+    INSERT INTO policies (version, value, note)
+    SELECT max(version) + 1,
+           (SELECT value FROM policies ORDER BY version DESC LIMIT 1)
+           || jsonb_build_object('thresholds', '""" + json.dumps(
+               DEFAULT_POLICY["thresholds"]) + """'::jsonb),
+           'migration 3: thresholds of the evidence rule (the old ones meant reuse on '
+           'similarity alone)'
+    FROM policies HAVING count(*) > 0;
+    """),
 ]
 
 

@@ -69,6 +69,10 @@ class ToolSpec(BaseModel):
     examples: list[str] = Field(default_factory=list,
                                 description="requests in users' words that this tool serves")
     edge_cases: list[str] = Field(default_factory=list)
+    # A spec written before this field existed reads as not deterministic: never cached.
+    deterministic: bool = Field(
+        default=False, description="true only if the result depends on the arguments and "
+        "input files alone: no clock, randomness, network or other outside state")
 
     @field_validator("name")
     @classmethod
@@ -142,13 +146,50 @@ class Candidate(BaseModel):
     conflict: str = Field(default="", description="why the request may contradict the tool")
 
 
+EvidenceSource = Literal["judge", "user", "execution"]
+
+
+class Evidence(BaseModel):
+    """A verdict on whether a tool serves a request; judges and users are strong evidence."""
+
+    request: str
+    tool: str
+    version: int
+    serves: bool
+    source: EvidenceSource
+    reason: str = ""
+    session_id: str = ""
+
+    @property
+    def strength(self) -> Literal["strong", "weak"]:
+        """Return ``weak`` for a run that merely did not fail, ``strong`` for a verdict."""
+        return "weak" if self.source == "execution" else "strong"
+
+
+class EvidenceHit(BaseModel):
+    """Stored evidence found for a request: the same request, or one within the radius."""
+
+    id: int
+    request: str
+    tool: str
+    version: int
+    serves: bool
+    source: EvidenceSource
+    strength: Literal["strong", "weak"]
+    reason: str = ""
+    similarity: float
+    same_request: bool = Field(description="the same request up to its literal values")
+
+
 class SearchResult(BaseModel):
-    """Ranked candidates and the thresholds that apply to them; the graph decides."""
+    """Ranked candidates, the evidence near the request and the rule; the graph decides."""
 
     query: str
     candidates: list[Candidate]
     thresholds: dict = Field(default_factory=dict)
     embedding_model: str = ""
+    evidence: list[EvidenceHit] = Field(default_factory=list)
+    rule: dict = Field(default_factory=dict, description="the policy's decision rule")
 
 
 def check_arguments(arguments: dict, spec: ToolSpec) -> dict:

@@ -117,17 +117,19 @@ def offered(conn: psycopg.Connection, names: list[str]) -> list[dict]:
 
 def add_execution(conn: psycopg.Connection, name: str, version: int, inputs: dict, output,
                   success: bool, error: str, duration: float, session_id: str,
-                  request: str, source: str = "agent") -> None:
-    """Log one execution (``source``: agent, mcp, langchain) and count it on the tool.
+                  request: str, source: str = "agent", cached: bool = False) -> None:
+    """Log one execution and count it on the tool.
 
-    Text PostgreSQL cannot store is escaped, so the execution is still logged.
+    ``source``: agent, mcp or langchain; ``cached``: served from the cache. Text PostgreSQL
+    cannot store is escaped, so the execution is still logged.
     """
     conn.execute(
         "INSERT INTO tool_executions (name, version, inputs, output, success, error, duration, "
-        "session_id, request, source) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        "session_id, request, source, cached) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+        "%s)",
         (name, version, Jsonb(storable(inputs)), Jsonb(storable(output)), success,
          storable(error[:4000]), duration, storable(session_id), storable(request[:2000]),
-         source))
+         source, cached))
     conn.execute("UPDATE tools SET uses = uses + 1, successes = successes + %s WHERE name = %s",
                  (int(success), name))
 
@@ -138,13 +140,10 @@ def executions(conn: psycopg.Connection, name: str, limit: int = 20) -> list[dic
                         "LIMIT %s", (name, limit)).fetchall()
 
 
-def served_requests(conn: psycopg.Connection, name: str, limit: int) -> list[str]:
-    """Return the first distinct requests the tool served, up to ``limit``."""
-    rows = conn.execute(
-        "SELECT request, min(id) AS first FROM tool_executions "
-        "WHERE name = %s AND success AND request <> '' GROUP BY request "
-        "ORDER BY first LIMIT %s", (name, limit)).fetchall()
-    return [r["request"] for r in rows]
+def last_execution(conn: psycopg.Connection, session_id: str) -> dict | None:
+    """Return the session's most recent execution, if any."""
+    return conn.execute("SELECT * FROM tool_executions WHERE session_id = %s AND "
+                        "session_id <> '' ORDER BY id DESC LIMIT 1", (session_id,)).fetchone()
 
 
 def add_reflection(conn: psycopg.Connection, name: str, attempt: int, failing_tests: list[dict],

@@ -16,6 +16,7 @@ from graph.resident import ResidentServer  # noqa: E402
 from graph.runner import SCRIPTED_BANNER, Agent, new_session_id  # noqa: E402
 from nodes.decide import preview  # noqa: E402
 from sandbox.doctor import doctor  # noqa: E402
+from ui.policy_settings import policy_section  # noqa: E402
 
 STEP_LABELS = {"enrich": "Context", "plan": "Plan", "retrieve": "Search", "decide": "Decision",
                "spec": "Specification", "tests": "Tests", "impl": "Implementation",
@@ -107,7 +108,7 @@ def library_page(agent: Agent) -> None:
     query = st.text_input("Search the library")
     if query:
         result = library.search(query)
-        decision, _, reason = preview(result)
+        decision, _, reason, *_ = preview(result)
         st.write(f"Decision: **{decision}** — {reason}")
         st.dataframe([{"tool": c.name, "similarity": c.similarity, "score": c.score,
                        "conflict": c.conflict} for c in result.candidates])
@@ -155,6 +156,7 @@ def settings_page(agent: Agent) -> None:
     st.write("**Thresholds** (for this embedding model):", library.thresholds(policy))
     st.write("**Re-ranking weights:**", policy["weights"])
     st.write(f"**Reflections allowed:** {policy['max_retries']}")
+    policy_section(library)
 
 
 def main() -> None:

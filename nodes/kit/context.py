@@ -78,6 +78,8 @@ class Context:
         "description": "Files the tools may read, copied read-only into the sandbox."})
     session_id: str = field(default="", metadata={
         "description": "Session id recorded with executions (the thread id by default)."})
+    new_tool: bool = field(default=False, metadata={
+        "description": "Build a new tool (under a new name) even when one could be reused."})
 
     def __post_init__(self) -> None:
         """Fill every unset setting from the environment, else from its default."""

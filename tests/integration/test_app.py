@@ -100,7 +100,8 @@ def test_library_page_shows_tools_versions_and_search(app):
                and "used 1×" in label and "success 100%" in label for label in labels)
     assert any("def count_vowels" in c.value for c in at.code)
     at.text_input[0].set_value("how many vowels in banana").run()
-    assert any("Decision: **reuse**" in t for t in texts(at))
+    # Plausible, not proven: a judge decides (the page shows the decision before any judge).
+    assert any("Decision: **verify**" in t for t in texts(at))
 
 
 def test_a_session_resumes_from_the_url(app):
@@ -113,3 +114,11 @@ def test_a_session_resumes_from_the_url(app):
     assert messages[:2] == ["convert 100 degrees Fahrenheit to Celsius", "100 °F is 37.78 °C."]
     sidebar_buttons = [b.label for b in fresh.sidebar.button]
     assert any(label.startswith("convert 100 degrees") for label in sidebar_buttons)
+
+
+def test_settings_page_has_the_policy_section(app):
+    at = app()
+    at.sidebar.radio[0].set_value("Settings").run()
+    assert not at.exception
+    assert "Discovery and tool policy" in [h.value for h in at.subheader]
+    assert any("Policy version" in t for t in texts(at))

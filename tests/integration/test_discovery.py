@@ -1,12 +1,13 @@
-"""The word-level checks and the decision rule of discovery (pure functions)."""
+"""The word-level checks and the ranking score of discovery (pure functions).
+
+The decision rule itself is tested in tests/unit/test_decide.py.
+"""
 
 from __future__ import annotations
 
 import pytest
 
-from nodes.decide import choose as decide
 from tools_store.discovery import conflict, rank_score
-from tools_store.models import Candidate
 
 
 @pytest.mark.parametrize("tool,description,request_text", [
@@ -38,26 +39,6 @@ def test_near_misses_are_flagged(tool, description, request_text):
 ])
 def test_true_matches_are_not_flagged(tool, description, request_text):
     assert conflict(tool, description, request_text) == ""
-
-
-def candidate(name, similarity, status="verified", conflict_text=""):
-    return Candidate(name=name, version=1, status=status, description="", similarity=similarity,
-                     score=similarity, conflict=conflict_text)
-
-
-def test_decision_bands():
-    assert decide([candidate("a", 0.9)], 0.8, 0.6)[0] == "reuse"
-    assert decide([candidate("a", 0.7)], 0.8, 0.6)[0] == "verify"
-    assert decide([candidate("a", 0.5)], 0.8, 0.6)[0] == "synthesize"
-    assert decide([], 0.8, 0.6)[0] == "synthesize"
-
-
-def test_a_conflicting_or_experimental_top_candidate_is_never_reused():
-    decision, chosen, reason = decide([candidate("a", 0.95, conflict_text="reversed"),
-                                       candidate("b", 0.9)], 0.8, 0.6)
-    assert (decision, chosen.name, reason) == ("verify", "a", "reversed")
-    decision, chosen, _ = decide([candidate("a", 0.95, status="experimental")], 0.8, 0.6)
-    assert decision == "verify" and chosen.name == "a"
 
 
 def test_rank_score_uses_the_weights():

@@ -11,7 +11,7 @@ import uuid
 import pytest
 from pydantic import ValidationError
 
-from nodes.decide import choose
+from nodes.decide import preview
 from tools_store.errors import IndexModelMismatch, InvalidToolName, ToolExists, ToolNotFound
 from tools_store.library import ToolLibrary
 from tools_store.migrations import migrate
@@ -36,11 +36,9 @@ def library(tmp_path):
 
 
 def decided(library, query: str) -> tuple[str, str | None]:
-    """Return the decision the graph makes (without a model) on the library's ranking."""
-    result = library.search(query)
-    decision, chosen, _ = choose(result.candidates, result.thresholds["reuse"],
-                                 result.thresholds["verify"])
-    return decision, chosen.name if chosen else None
+    """Return the decision the graph makes (before any judge) on the library's ranking."""
+    choice = preview(library.search(query))
+    return choice.decision, choice.chosen.name if choice.chosen else None
 
 
 def test_register_get_files_and_search(library):
@@ -53,8 +51,11 @@ def test_register_get_files_and_search(library):
     assert (folder / "test_tool.py").read_text() == TESTS
     assert json.loads((folder / "spec.json").read_text())["name"] == "kilometers_to_miles"
     result = library.search("I ran 10 km, how many miles is that?")
+    # A paraphrase in other words is plausible, not proven: the judge decides. The tool's
+    # own example is reused at once.
     assert decided(library, "I ran 10 km, how many miles is that?") == (
-        "reuse", "kilometers_to_miles")
+        "verify", "kilometers_to_miles")
+    assert decided(library, "how many miles is 10 km") == ("reuse", "kilometers_to_miles")
     assert result.candidates[0].similarity > 0.5
     reverse = library.search("convert 5 miles to kilometers")
     assert decided(library, "convert 5 miles to kilometers")[0] != "reuse"
@@ -187,23 +188,21 @@ def test_registration_is_atomic_across_a_crash(library, point, survives):
     restarted.close()
 
 
-def test_served_requests_are_indexed(library):
+def test_served_requests_are_weak_evidence_not_index_rows(library):
     library.register(km_spec(), CODE, TESTS)
     request = "my jogging route was 7 km long, tell me in imperial units"
     before = library.search(request).candidates[0].similarity
     library.record_execution("kilometers_to_miles", 1, {"km": 7}, 4.35, True,
                              request=request, session_id="s1")
-    after = library.search(request).candidates[0]
-    assert after.similarity > before and after.similarity > 0.99
-    assert after.uses == 1 and after.success_rate == 1.0
+    after = library.search(request)
+    # A served request no longer raises the tool's similarity: a wrong reuse cannot lock
+    # itself in through the index.
+    assert after.candidates[0].similarity == pytest.approx(before, abs=1e-6)
+    assert after.candidates[0].uses == 1 and after.candidates[0].success_rate == 1.0
     assert library.executions("kilometers_to_miles")[0]["session_id"] == "s1"
-    library.set_policy({"served_requests_indexed": 2})
-    for text in (request, "convert my 5 km walk", "a third distinct request about km"):
-        library.record_execution("kilometers_to_miles", 1, {"km": 5}, 3.1, True, request=text)
     with library.connect() as conn:
-        rows = conn.execute("SELECT content FROM tool_index WHERE kind = 'request' "
-                            "ORDER BY content").fetchall()
-    assert [r["content"] for r in rows] == ["convert my 5 km walk", request]
+        kinds = {r["kind"] for r in conn.execute("SELECT kind FROM tool_index").fetchall()}
+    assert kinds == {"purpose", "example"}
 
 
 def test_index_built_by_another_model_must_be_reembedded(library):
@@ -235,9 +234,12 @@ def test_eval_retrieval_uses_a_throwaway_library(tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     metrics = json.loads(run.stdout)
     assert metrics["top1_accuracy"] == 1.0 and metrics["recall_at_5"] == 1.0
-    assert metrics["decision_accuracy"] == 1.0 and metrics["false_reuse_rate"] == 0.0
-    assert metrics["missed_reuse_rate"] == 0.0
-    assert "verify_band_share" in metrics and "baseline_single_threshold" in metrics
+    # Both true requests are plausible but unproven: they go to the judge, so a perfect
+    # judge gets everything right and no judge misses them (the band synthesizes).
+    assert metrics["false_direct_reuse_rate"] == 0.0 and metrics["band_recall"] == 1.0
+    assert metrics["decision_accuracy_perfect_judge"] == 1.0
+    assert metrics["decision_accuracy_no_judge"] == metrics["decision_accuracy"] == 0.6
+    assert metrics["judge_share"] >= 0.4 and "baseline_single_threshold" in metrics
     assert [r.name for r in user_library.list_tools(include_retired=True)] == before
     with user_library.connect() as conn:
         leftover = conn.execute("SELECT count(*) AS n FROM information_schema.schemata "

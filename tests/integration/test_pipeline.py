@@ -279,7 +279,8 @@ def test_the_verify_band_asks_the_model_to_judge(make_agent, tmp_path, serves, r
     agent.context.reuse_threshold, agent.context.verify_threshold = 1.01, 0.0
     state = agent.ask("double the number 21")
     assert state["route"][3:] == route_tail
-    assert state["judge"] == {"serves": serves, "reason": "scripted verdict"}
+    assert state["judge"] == {"serves": serves, "reason": "scripted verdict", "tool": "",
+                              "candidates": [{"name": "double_number", "version": 1}]}
     assert state["usage"]["judge"]["calls"] == 1 and state["result"] == 42
     if not serves:
         assert state["usage"]["spec"]["calls"] == 2  # "already exists; choose another name"

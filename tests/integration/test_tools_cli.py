@@ -37,8 +37,9 @@ def test_tools_commands(tmp_path):
         code, shown = sea("tools", "show", "word_count", "--version", "1", schema=schema)
         assert code == 0 and shown["version"] == 1 and "split()" in shown["code"]
         code, found = sea("tools", "search", "how many words are in this essay", schema=schema)
-        assert code == 0 and found["decision"] == "reuse"
-        assert found["candidates"][0]["name"] == "word_count"
+        # Plausible but unproven: the judge would see it (no judge runs in a search).
+        assert code == 0 and found["decision"] == "verify"
+        assert found["candidates"][0]["name"] == found["judge_would_see"][0] == "word_count"
         code, history = sea("tools", "history", "word_count", schema=schema)
         assert [v["reason"] for v in history["versions"]] == ["created",
                                                               "update: split on spaces"]

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from sandbox.reports import CallResult, TestOutcome, VerifyReport
 from tools_store.errors import ToolExists, ToolNotFound
-from tools_store.models import Candidate, SearchResult, ToolRecord, ToolSpec
-from tools_store.policies import DEFAULT_POLICY, overlay
+from tools_store.models import Candidate, Evidence, EvidenceHit, SearchResult, ToolRecord, ToolSpec
+from tools_store.policies import DEFAULT_POLICY, decision_rule, overlay
 
 
 class FakeLibrary:
-    """An in-memory library: ``similarities`` says how close each tool is to any query."""
+    """An in-memory library: ``similarities`` says how close each tool is to any query.
+
+    ``evidence`` is what every search finds near the request; ``recorded`` keeps the
+    evidence the graph writes; ``cache`` is a dict keyed by (name, version, arguments).
+    """
 
     def __init__(self, similarities: dict[str, float] | None = None):
         self.tools: dict[str, ToolRecord] = {}
@@ -23,12 +27,29 @@ class FakeLibrary:
         self.reflections: list[dict] = []
         self.stored_policy = overlay(DEFAULT_POLICY, {})
         self.model_id = "fake"
+        self.evidence: list[EvidenceHit] = []
+        self.recorded: list[Evidence] = []
+        self.cache: dict[tuple, object] = {}
 
     def policy(self) -> dict:
         return self.stored_policy
 
     def thresholds(self, policy: dict | None = None) -> dict:
         return (policy or self.stored_policy)["thresholds"]["default"]
+
+    def decision_rule(self, policy: dict | None = None) -> dict:
+        return decision_rule(policy or self.stored_policy, self.model_id)
+
+    def add_evidence(self, items: list[Evidence]) -> None:
+        self.recorded += items
+
+    def cached_result(self, record: ToolRecord, arguments: dict, files: list[str]):
+        key = (record.name, record.version, repr(sorted(arguments.items())))
+        return (key in self.cache, self.cache.get(key))
+
+    def cache_result(self, record: ToolRecord, arguments: dict, files: list[str], result,
+                     ttl_seconds: int) -> None:
+        self.cache[(record.name, record.version, repr(sorted(arguments.items())))] = result
 
     def add(self, spec: ToolSpec, code: str = "", status: str = "verified") -> ToolRecord:
         record = ToolRecord(name=spec.name, version=1, status=status, spec=spec, code=code,
@@ -44,7 +65,8 @@ class FakeLibrary:
                       for r in self.tools.values()]
         candidates.sort(key=lambda c: -c.score)
         return SearchResult(query=query, candidates=candidates[:k],
-                            thresholds=self.thresholds())
+                            thresholds=self.thresholds(), evidence=self.evidence,
+                            rule=self.decision_rule())
 
     def get(self, name: str, version: int | None = None) -> ToolRecord:
         if name not in self.tools:
@@ -68,9 +90,9 @@ class FakeLibrary:
         return ""
 
     def record_execution(self, name, version, inputs, output, success, error="",
-                         duration=0.0, session_id="", request="") -> None:
+                         duration=0.0, session_id="", request="", cached=False) -> None:
         self.executions.append({"name": name, "inputs": inputs, "output": output,
-                                "success": success, "request": request})
+                                "success": success, "request": request, "cached": cached})
 
     def log_reflection(self, name, attempt, failing_tests, note="", session_id="") -> None:
         self.reflections.append({"name": name, "attempt": attempt})

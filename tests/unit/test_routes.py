@@ -132,7 +132,7 @@ def test_reuse_route_runs_the_tool_without_engineering(tmp_path):
                                          (False, ["decide", "spec", "tests", "impl", "verify",
                                                   "register", "execute", "answer"])])
 def test_the_verify_band_asks_the_judge(tmp_path, serves, tail):
-    library = FakeLibrary({"double_number": 0.70})  # between verify (0.65) and reuse (0.80)
+    library = FakeLibrary({"double_number": 0.70})  # between verify (0.4) and reuse (0.9)
     library.add(ToolSpec.model_validate(SPEC), GOOD)
     library.similarities["times_two"] = 0.0
     spec = {**SPEC, "name": "times_two"}
@@ -183,9 +183,9 @@ def test_policy_is_resolved_once_with_the_runs_overrides(tmp_path):
     library = FakeLibrary()
     library.stored_policy["min_tests"] = 5
     _, state = run(script(tmp_path, *synthesis([GOOD])), "double 21", library,
-                   FakeSandbox(), max_retries=0, reuse_threshold=0.9)
+                   FakeSandbox(), max_retries=0, reuse_threshold=0.95)
     assert state["policy"]["min_tests"] == 5 and state["policy"]["max_retries"] == 0
-    assert state["policy"]["reuse"] == 0.9 and state["policy"]["verify"] == 0.65
+    assert state["policy"]["reuse"] == 0.95 and state["policy"]["verify"] == 0.4
     # min_tests 5 > the 3 tests written: the tests step refuses the suite twice.
     assert "at least 5 needed" in state["error"]
 
