@@ -26,6 +26,12 @@ DEFAULT_POLICY = {
     "min_tests": 3,
     "history_turns": 6,
     "served_requests_indexed": 20,
+    # Self-repair: how many distinct past inputs a repaired version must replay with the same
+    # outputs; over how many first uses a new version is compared with its predecessor (and
+    # rolled back when it does worse); the tighter limits an experimental tool runs under.
+    "replay_limit": 5,
+    "rollback_window": 5,
+    "experimental_limits": {"timeout": 10.0, "memory_mb": 128},
 }
 
 
