@@ -33,6 +33,11 @@ def new_session_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
+def wrong_answer_request(note: str = "") -> str:
+    """Return what the conversation shows when the user marks the last answer wrong."""
+    return "That answer was wrong" + (f": {note.strip()}" if note.strip() else ".")
+
+
 class Agent:
     """The compiled graph with a Postgres checkpointer and a runtime context."""
 
@@ -61,10 +66,16 @@ class Agent:
     def _config(self, session_id: str) -> dict:
         return {"configurable": {"thread_id": session_id}, "recursion_limit": 60}
 
-    def stream(self, request: str, session_id: str) -> Iterator[dict]:
-        """Yield ``event`` and ``step`` items as they happen; the last item is ``final``."""
+    def stream(self, request: str, session_id: str,
+               feedback: dict | None = None) -> Iterator[dict]:
+        """Yield ``event`` and ``step`` items as they happen; the last item is ``final``.
+
+        ``feedback`` ({"note": ...}) marks the session's last answer wrong and repairs the
+        tool that gave it.
+        """
         context = replace(self.context, session_id=session_id)
-        for mode, payload in self.graph.stream({"request": request}, self._config(session_id),
+        turn = {"request": request, "feedback": feedback or {}}
+        for mode, payload in self.graph.stream(turn, self._config(session_id),
                                                context=context,
                                                stream_mode=["custom", "updates"]):
             if mode == "custom":
@@ -75,13 +86,14 @@ class Agent:
         yield {"kind": "final", "state": self.state(session_id)}
 
     def ask(self, request: str, session_id: str | None = None,
-            on_event: Callable[[dict], None] | None = None) -> dict:
+            on_event: Callable[[dict], None] | None = None,
+            feedback: dict | None = None) -> dict:
         """Run one turn; return its final state with ``route``, ``events`` and ``session_id``."""
         session_id = session_id or new_session_id()
         route: list[str] = []
         events: list[dict] = []
         final: dict = {}
-        for item in self.stream(request, session_id):
+        for item in self.stream(request, session_id, feedback):
             if item["kind"] == "event":
                 events.append(item)
                 if on_event:
@@ -91,6 +103,15 @@ class Agent:
             else:
                 final = item["state"]
         return {**final, "route": route, "events": events, "session_id": session_id}
+
+    def start_repair(self, session_id: str, note: str = "",
+                     on_event: Callable[[dict], None] | None = None) -> dict:
+        """Mark the session's last answer wrong and repair the tool that gave it (a turn)."""
+        return self.ask(wrong_answer_request(note), session_id, on_event, {"note": note})
+
+    def stream_repair(self, session_id: str, note: str = "") -> Iterator[dict]:
+        """Stream the turn of ``start_repair`` (for pages that show its progress)."""
+        return self.stream(wrong_answer_request(note), session_id, {"note": note})
 
     def state(self, session_id: str) -> dict:
         """Return the session's current state values."""
@@ -130,4 +151,5 @@ def summary(turn: dict) -> dict:
             "version": tool.get("version"), "status": tool.get("status"),
             "arguments": turn.get("arguments"), "result": turn.get("result"),
             "answer": turn.get("answer"), "error": turn.get("error") or None,
+            "failure": turn.get("failure") or None, "repair": turn.get("repair") or None,
             "usage": turn.get("usage", {}), "events": turn.get("events", [])}

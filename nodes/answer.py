@@ -19,12 +19,38 @@ EXPERIMENTAL = ("Warning: {name} is experimental: it did not pass all of its tes
                 "check this result. ")
 
 
+def unrepaired(state: dict) -> str:
+    """Say what failed in use and, when a repair was tried, why it could not fix it."""
+    failure, repair = state["failure"], state.get("repair") or {}
+    text = f"Sorry, I could not complete this: {failure['message'].rstrip('.')}."
+    why = state.get("error") or repair.get("refused")
+    if state.get("repairs") or why:
+        name = (state.get("tool") or {}).get("name", "the tool")
+        text += (f" A repair was tried and could not fix it: "
+                 f"{(why or 'it failed again').rstrip('.')}. "
+                 f"{name} v{failure['version']} stays current.")
+    return text
+
+
+def repaired(state: dict) -> str:
+    """Say which version the tool was repaired into, when it was."""
+    repair = state.get("repair") or {}
+    if not repair.get("to_version"):
+        return ""
+    return (f" ({state['tool']['name']} v{repair['from_version']} failed on this; it was "
+            f"repaired into v{repair['to_version']}, which passes its old tests, the new "
+            f"regression test {', '.join(repair['tests_added'])} and a replay of "
+            f"{repair.get('replayed', 0)} past executions.)")
+
+
 @node("answer")
 def answer(state: dict, runtime: Runtime[Context]) -> dict:
     """Write the answer (or the error) and add it to the conversation."""
     usage: dict = {}
     tool = state.get("tool") or {}
-    if state.get("error"):
+    if (state.get("failure") or {}).get("message"):
+        text = unrepaired(state)
+    elif state.get("error"):
         text = f"Sorry, I could not complete this: {state['error']}"
     elif state.get("answer"):
         text = state["answer"]  # decided without running a tool (multi-step, existing tool)
@@ -37,7 +63,9 @@ def answer(state: dict, runtime: Runtime[Context]) -> dict:
             text, usage = reply.answer, {"answer": step_usage}
         except StepError:
             text = f"{tool.get('name')} returned {result}."  # the result, said plainly
-    if tool.get("status") == "experimental" and not state.get("error"):
-        text = EXPERIMENTAL.format(name=tool["name"]) + text
+    if not state.get("error") and not state.get("failure"):
+        if tool.get("status") == "experimental":
+            text = EXPERIMENTAL.format(name=tool["name"]) + text
+        text += repaired(state)
     event("answer", text)
     return {"answer": text, "messages": [AIMessage(text)], "usage": usage}

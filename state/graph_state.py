@@ -47,6 +47,10 @@ class AgentState(TypedDict, total=False):
     tool: dict  # name, version, status of the tool in use
     arguments: dict  # validated arguments of the call
     result: Any  # the raw result of the call
+    feedback: dict  # turn input: {"note": ...} marks the session's last answer wrong
+    failure: dict  # the failure in use being repaired: kind, arguments, message, output, note
+    repairs: Annotated[int, operator.add]  # repair attempts this turn (the repair loop's bound)
+    repair: dict  # the repair under way: base version, regression tests, gate verdict, result
     error: str  # a clear error that ends the turn
     answer: str  # the short natural-language answer
     usage: Annotated[dict, sum_usage]  # token usage per step of this turn

@@ -54,9 +54,10 @@ def library(runtime: Runtime[Context]):
     return services.library(runtime.context.library_schema)
 
 
-def sandbox(runtime: Runtime[Context]):
-    """Return the sandbox of the run."""
-    return services.sandbox(runtime.context.sandbox_backend, runtime.context.sandbox_pool)
+def sandbox(runtime: Runtime[Context], limits: dict | None = None):
+    """Return the sandbox of the run (held to tighter ``limits`` when given)."""
+    return services.sandbox(runtime.context.sandbox_backend, runtime.context.sandbox_pool,
+                            limits)
 
 
 def history_text(state: dict) -> str:

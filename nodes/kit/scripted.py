@@ -20,7 +20,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 DEMO_SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "demo_script.json"
-STEPS = ("plan", "judge", "spec", "tests", "impl", "reflect", "args", "answer")
+STEPS = ("plan", "judge", "spec", "tests", "impl", "reflect", "repair", "args", "answer")
 
 
 class ScriptError(ValueError):
