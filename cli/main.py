@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import ask, bench, evaluate, sandbox, tools
+from . import ask, bench, evaluate, feedback, sandbox, tools
 
-AREAS = [ask, tools, sandbox, evaluate, bench]
+AREAS = [ask, feedback, tools, sandbox, evaluate, bench]
 
 
 def build_parser() -> argparse.ArgumentParser:
