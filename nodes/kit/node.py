@@ -56,8 +56,9 @@ def library(runtime: Runtime[Context]):
 
 def sandbox(runtime: Runtime[Context], limits: dict | None = None):
     """Return the sandbox of the run (held to tighter ``limits`` when given)."""
-    return services.sandbox(runtime.context.sandbox_backend, runtime.context.sandbox_pool,
-                            limits)
+    if limits:
+        return services.sandbox(runtime.context.sandbox_backend, 0, limits)
+    return services.sandbox(runtime.context.sandbox_backend, runtime.context.sandbox_pool)
 
 
 def history_text(state: dict) -> str:

@@ -173,3 +173,12 @@ def test_a_thumbs_down_on_an_answer_no_tool_gave_says_so(tmp_path):
                        saver=saver, thread="s", feedback={"note": ""})
     assert route == ["enrich", "feedback", "answer"]
     assert library.executions[0]["marked_wrong"] is False
+
+
+def test_the_drawing_shows_the_repair_loop():
+    drawing = build_graph().compile().get_graph()
+    conditional = {(e.source, e.target) for e in drawing.edges if e.conditional}
+    assert {("execute", "reflect"), ("execute", "answer"), ("reflect", "verify"),
+            ("verify", "gate"), ("gate", "register"), ("gate", "reflect"), ("gate", "answer"),
+            ("register", "execute"), ("enrich", "feedback"),
+            ("feedback", "reflect")} <= conditional
