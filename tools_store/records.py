@@ -51,7 +51,8 @@ def insert_version(conn: psycopg.Connection, spec: ToolSpec, code: str, tests: s
                    origin: dict | None = None) -> ToolRecord:
     """Add a version; a name in use is refused unless ``new_version``.
 
-    Its parent is the version that was current (none for a new or a retired tool).
+    Its parent is the version a repair started from (``origin["from_version"]``), else the
+    version that was current (none for a new or a retired tool).
     """
     row = conn.execute("SELECT current_version, status FROM tools WHERE name = %s FOR UPDATE",
                        (spec.name,)).fetchone()
@@ -64,7 +65,8 @@ def insert_version(conn: psycopg.Connection, spec: ToolSpec, code: str, tests: s
     if row is None:
         conn.execute("INSERT INTO tools (name, current_version, status) VALUES (%s, %s, %s)",
                      (spec.name, version, status))
-    parent = row["current_version"] if row and row["status"] != "retired" else None
+    parent = (origin or {}).get("from_version") or (
+        row["current_version"] if row and row["status"] != "retired" else None)
     conn.execute(
         "INSERT INTO tool_versions (name, version, status, spec, code, tests, report, "
         "code_hash, reason, parent, origin) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",

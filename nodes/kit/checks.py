@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import json
 import math
 
 from sandbox.core import declared_tests
@@ -119,7 +120,7 @@ def check_result(value, spec: ToolSpec) -> str:
     actual = json_type(value)
     if actual == declared or (declared == "number" and actual == "integer"):
         return ""
-    return f"it returned {actual} {str(value)[:200]!r}; the spec declares {declared}"
+    return f"it returned {actual} {json.dumps(value)[:200]}; the spec declares {declared}"
 
 
 def _defined(tree: ast.Module) -> set[str]:
@@ -133,6 +134,23 @@ def _defined(tree: ast.Module) -> set[str]:
     return names
 
 
+def _harmless(item: ast.stmt) -> bool:
+    """Tell whether a top-level statement only declares (runs nothing on import)."""
+    if isinstance(item, ast.Expr):
+        return isinstance(item.value, ast.Constant)  # a docstring
+    if isinstance(item, ast.Assign | ast.AnnAssign):
+        targets = item.targets if isinstance(item, ast.Assign) else [item.target]
+        if not all(isinstance(n, ast.Name | ast.Tuple | ast.List | ast.expr_context)
+                   for t in targets for n in ast.walk(t)):
+            return False  # e.g. ``tool.function = ...``: a patch, not a constant
+        try:
+            ast.literal_eval(item.value) if item.value is not None else None
+        except (ValueError, TypeError, SyntaxError, RecursionError):
+            return False
+        return True
+    return isinstance(item, REGRESSION_TOP_LEVEL)
+
+
 def check_regression(test: str, spec: ToolSpec, frozen: str) -> list[str]:
     """Return the new test names, or raise ValueError when the test would touch the suite.
 
@@ -141,12 +159,11 @@ def check_regression(test: str, spec: ToolSpec, frozen: str) -> list[str]:
     """
     check_tests(test, spec, 1)
     tree = _parse(test, "regression test")
-    stray = sorted({type(item).__name__ for item in tree.body
-                    if not isinstance(item, REGRESSION_TOP_LEVEL)
-                    and not (isinstance(item, ast.Expr) and isinstance(item.value, ast.Constant))})
+    stray = sorted({type(item).__name__ for item in tree.body if not _harmless(item)})
     if stray:
         raise ValueError("the regression test may only add imports, tests, helpers and "
-                         f"constants; it has top-level statements ({', '.join(stray)})")
+                         "constants (names bound to literals); it has top-level statements "
+                         f"({', '.join(stray)})")
     clash = sorted(_defined(tree) & _defined(_parse(frozen, "frozen suite")))
     if clash:
         raise ValueError(f"the regression test redefines {', '.join(clash)} of the frozen "
