@@ -24,7 +24,7 @@ def cmd_feedback(args) -> int:
             emit({**result, "scripted_model": agent.scripted}, True)
         else:
             _print_turn(result, agent.scripted)
-        return 1 if result["error"] or result["failure"] else 0
+        return 1 if result["error"] else 0
     finally:
         agent.close()
 

@@ -15,6 +15,7 @@ from .kit.node import event, model, node
 
 INSTRUCTIONS = ("Answer the user's request in one or two sentences from the tool's result. "
                 "State the result exactly; do not invent anything.")
+SORRY = "Sorry, I could not complete this: "
 EXPERIMENTAL = ("Warning: {name} is experimental: it did not pass all of its tests, so "
                 "check this result. ")
 
@@ -22,7 +23,7 @@ EXPERIMENTAL = ("Warning: {name} is experimental: it did not pass all of its tes
 def unrepaired(state: dict) -> str:
     """Say what failed in use and, when a repair was tried, why it could not fix it."""
     failure, repair = state["failure"], state.get("repair") or {}
-    text = f"Sorry, I could not complete this: {failure['message'].rstrip('.')}."
+    text = f"{SORRY}{failure['message'].rstrip('.')}."
     why = state.get("error") or repair.get("refused")
     if state.get("repairs") or why:
         name = (state.get("tool") or {}).get("name", "the tool")
@@ -47,11 +48,13 @@ def repaired(state: dict) -> str:
 def answer(state: dict, runtime: Runtime[Context]) -> dict:
     """Write the answer (or the error) and add it to the conversation."""
     usage: dict = {}
+    update: dict = {}
     tool = state.get("tool") or {}
     if (state.get("failure") or {}).get("message"):
         text = unrepaired(state)
+        update["error"] = text.removeprefix(SORRY)  # the turn ends in an error, as any other
     elif state.get("error"):
-        text = f"Sorry, I could not complete this: {state['error']}"
+        text = f"{SORRY}{state['error']}"
     elif state.get("answer"):
         text = state["answer"]  # decided without running a tool (multi-step, existing tool)
     else:
@@ -68,4 +71,4 @@ def answer(state: dict, runtime: Runtime[Context]) -> dict:
             text = EXPERIMENTAL.format(name=tool["name"]) + text
         text += repaired(state)
     event("answer", text)
-    return {"answer": text, "messages": [AIMessage(text)], "usage": usage}
+    return {**update, "answer": text, "messages": [AIMessage(text)], "usage": usage}

@@ -108,6 +108,7 @@ def test_no_retries_means_no_repair(tmp_path):
     assert route[-2:] == ["execute", "answer"]
     assert state["answer"] == ("Sorry, I could not complete this: double_number v1 failed: "
                                "ValueError: bad input.")
+    assert state["error"] == "double_number v1 failed: ValueError: bad input."  # as any error
 
 
 def test_a_sandbox_that_cannot_run_is_not_a_failure_in_use(tmp_path):
