@@ -77,21 +77,13 @@ def cmd_search(args) -> int:
 
 
 def cmd_history(args) -> int:
-    """Show a tool's versions (with their figures), rollbacks and recent executions."""
+    """Show a tool's versions (figures, diffs, tests, repairs), rollbacks and executions."""
     library = ToolLibrary()
     history = library.history(args.name)
     executions = library.executions(args.name)
-    payload = {"versions": [{k: v[k] for k in ("version", "status", "reason", "current",
-                                               "parent", "code_hash", "created_at", "uses",
-                                               "successes", "success_rate", "p50_latency_s")}
-                            for v in history["versions"]],
-               "events": history["events"],
-               "executions": [{k: (str(v) if k == "created_at" else v) for k, v in e.items()}
-                              for e in executions]}
-    lines = [f"v{v['version']} {v['status']:12} {'*' if v['current'] else ' '} "
-             f"{_figures(v)} - {v['reason']}" for v in payload["versions"]]
-    lines += [f"{e['kind']}: v{e['from_version']} -> v{e['to_version']}: {e['reason']}"
-              for e in history["events"]]
+    payload = {**history, "executions": [
+        {k: (str(v) if k == "created_at" else v) for k, v in e.items()} for e in executions]}
+    lines = history_lines(history) + ["", "Recent executions:"]
     lines += [f"  run {e['id']}: v{e['version']} {e['code_hash'][:12]} "
               f"{'ok' if e['success'] else 'failed'}"
               f"{' (marked wrong)' if e['marked_wrong'] else ''} {e['error'][:80]}"

@@ -211,6 +211,11 @@ def test_rollback_makes_the_next_call_run_the_earlier_code(make_agent, sea):
     assert latest["code_hash"] == v1.code_hash != v2.code_hash
     assert [(e["kind"], e["from_version"], e["to_version"], e["reason"])
             for e in library.events("digit_sum")] == [("rollback", 2, 1, "suspicious")]
+    code, history = sea("tools", "history", "digit_sum", schema=schema)
+    assert history["events"][0]["reason"] == "suspicious"
+    assert [(v["version"], v["current"]) for v in history["versions"]] == [(1, True),
+                                                                             (2, False)]
+    assert history["executions"][0]["code_hash"] == v1.code_hash
     code, removed = sea("tools", "remove", "digit_sum", "--reason", "replaced", schema=schema)
     assert code == 0 and library.list_tools() == []
     assert library.events("digit_sum")[-1]["kind"] == "retire"
