@@ -205,8 +205,16 @@ def cmd_library(args) -> int:
     return 0
 
 
+REPAIR_ROUTE = ["enrich", "plan", "retrieve", "decide", "execute", "reflect", "verify", "gate",
+                "register", "execute", "answer"]
+
+
 def cmd_pipeline(args) -> int:
-    """Time the reuse and synthesis paths end to end with the scripted model."""
+    """Time the reuse, synthesis and repair paths end to end with the scripted model.
+
+    The repair path: a reused tool fails on an edge input, is repaired (regression test
+    proven on v1, suite and replay on v2, registration) and serves the request.
+    """
     from graph.runner import Agent
     from nodes.kit import services
 
@@ -214,7 +222,7 @@ def cmd_pipeline(args) -> int:
     agent = Agent(model=args.model, sandbox_backend=args.backend, sandbox_pool=args.pool,
                   library_schema=schema)
 
-    synth, reuse = [], []
+    synth, reuse, repair = [], [], []
     try:
         library = services.library(schema)
         library.vector_store()  # load the embedding model before timing
@@ -234,6 +242,15 @@ def cmd_pipeline(args) -> int:
             if first.get("decision") != "synthesize" or second.get("decision") != "reuse":
                 raise RuntimeError(f"unexpected routes: {first.get('route')} / "
                                    f"{second.get('route')}; {first.get('error')}")
+            agent.ask("sum the digits of 1234")  # digit_sum v1, which fails on negatives
+            if pool:
+                pool.wait_ready(60)
+            start = time.perf_counter()
+            third = agent.ask("sum the digits of -4096")
+            repair.append(time.perf_counter() - start)
+            if third.get("route") != REPAIR_ROUTE or third.get("result") != 19:
+                raise RuntimeError(f"the repair path went {third.get('route')}: "
+                                   f"{third.get('answer')}")
             library.drop()  # an empty library again, so the next run synthesizes
             services.forget_library(schema)
             library = services.library(schema)
@@ -245,7 +262,9 @@ def cmd_pipeline(args) -> int:
           "synthesis_path_s": {"p50": round(statistics.median(synth), 3), "max": round(
               max(synth), 3)},
           "reuse_path_s": {"p50": round(statistics.median(reuse), 3),
-                           "max": round(max(reuse), 3)}}, args.json)
+                           "max": round(max(reuse), 3)},
+          "repair_path_s": {"p50": round(statistics.median(repair), 3),
+                            "max": round(max(repair), 3)}}, args.json)
     return 0
 
 
@@ -376,7 +395,8 @@ def add_parsers(sub) -> None:
                    help="evidence rows per tool (5: 50,000 rows at 10,000 tools)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_library)
-    p = bench_sub.add_parser("pipeline", help="reuse and synthesis paths, scripted model")
+    p = bench_sub.add_parser("pipeline",
+                             help="reuse, synthesis and repair paths, scripted model")
     p.add_argument("--runs", type=int, default=5)
     common_options(p)
     p.set_defaults(func=cmd_pipeline, pool=2)

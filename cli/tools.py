@@ -1,4 +1,4 @@
-"""`sea tools ...`: list, show, search, version and repair the tool library."""
+"""`sea tools ...`: list, show (with the history), search, version and roll back tools."""
 
 from __future__ import annotations
 
@@ -10,7 +10,35 @@ from .output import emit
 def _summary(record) -> dict:
     return {"name": record.name, "version": record.version, "status": record.status,
             "description": record.spec.description, "uses": record.uses,
-            "success_rate": record.success_rate}
+            "success_rate": record.success_rate, "p50_latency_s": record.p50_latency}
+
+
+def _figures(version: dict) -> str:
+    rate = "-" if version["success_rate"] is None else f"{version['success_rate']:.0%}"
+    p50 = "-" if version["p50_latency_s"] is None else f"{version['p50_latency_s']:.2f} s"
+    return f"used {version['uses']}x, success {rate}, p50 {p50}"
+
+
+def history_lines(history: dict) -> list[str]:
+    """Render a tool's history: per version its figures, diff, tests, failure, reflections."""
+    lines = []
+    for v in history["versions"]:
+        lines += ["", f"== v{v['version']} {v['status']}{' (current)' if v['current'] else ''}"
+                  f" - {v['reason']}",
+                  f"   {_figures(v)}; code {v['code_hash']}"
+                  + (f"; made from v{v['parent']}" if v["parent"] else "")]
+        if v["failure"]:
+            lines.append(f"   failure that led to it: {v['failure']['message']} "
+                         f"(arguments {v['failure']['arguments']})")
+        for r in v["reflections"]:
+            lines.append(f"   reflection ({r['kind']} {r['attempt']}): {r['note'] or '-'}")
+        lines.append("   tests (the version that added each): " + ", ".join(
+            f"{t['name']} (v{t['added_in']})" for t in v["tests"]))
+        lines += ["   " + line for line in v["diff"].splitlines()]
+    lines += [f"{e['kind']}: v{e['from_version']} -> "
+              f"{'v' + str(e['to_version']) if e['to_version'] else '(retired)'}: {e['reason']}"
+              for e in history["events"]]
+    return lines
 
 
 def cmd_list(args) -> int:
@@ -24,10 +52,13 @@ def cmd_list(args) -> int:
 
 def cmd_show(args) -> int:
     """Show one tool (or one version)."""
-    record = ToolLibrary().get(args.name, args.version)
-    emit(record.model_dump(mode="json"), args.json,
+    library = ToolLibrary()
+    record = library.get(args.name, args.version)
+    history = library.history(args.name)
+    emit({**record.model_dump(mode="json"), "history": history}, args.json,
          [f"{record.name} v{record.version} ({record.status}) - {record.spec.description}",
-          f"signature: {record.spec.signature()}", "", record.code, "", record.tests])
+          f"signature: {record.spec.signature()}", "", record.code, "", record.tests,
+          "", "History:"] + history_lines(history))
     return 0
 
 
@@ -50,18 +81,16 @@ def cmd_search(args) -> int:
 
 
 def cmd_history(args) -> int:
-    """Show a tool's versions and recent executions."""
+    """Show a tool's versions (figures, diffs, tests, repairs), rollbacks and executions."""
     library = ToolLibrary()
-    versions = library.versions(args.name)
+    history = library.history(args.name)
     executions = library.executions(args.name)
-    payload = {"versions": [{"version": v.version, "status": v.status, "reason": v.reason,
-                             "current": v.current, "code_hash": v.code_hash[:12],
-                             "created_at": str(v.created_at)} for v in versions],
-               "executions": [{k: (str(v) if k == "created_at" else v) for k, v in e.items()}
-                              for e in executions]}
-    lines = [f"v{v['version']} {v['status']:12} {'*' if v['current'] else ' '} {v['reason']}"
-             for v in payload["versions"]]
-    lines += [f"  run {e['id']}: {'ok' if e['success'] else 'failed'} {e['error'][:80]}"
+    payload = {**history, "executions": [
+        {k: (str(v) if k == "created_at" else v) for k, v in e.items()} for e in executions]}
+    lines = history_lines(history) + ["", "Recent executions:"]
+    lines += [f"  run {e['id']}: v{e['version']} {e['code_hash'][:12]} "
+              f"{'ok' if e['success'] else 'failed'}"
+              f"{' (marked wrong)' if e['marked_wrong'] else ''} {e['error'][:80]}"
               for e in executions]
     emit(payload, args.json, lines)
     return 0
@@ -69,14 +98,14 @@ def cmd_history(args) -> int:
 
 def cmd_rollback(args) -> int:
     """Make a version current."""
-    record = ToolLibrary().rollback(args.name, args.version)
+    record = ToolLibrary().rollback(args.name, args.version, args.reason)
     emit(_summary(record), args.json, [f"{record.name} is now at v{record.version}"])
     return 0
 
 
 def cmd_remove(args) -> int:
     """Retire a tool."""
-    ToolLibrary().remove(args.name)
+    ToolLibrary().remove(args.name, args.reason)
     emit({"removed": args.name}, args.json, [f"retired {args.name}"])
     return 0
 
@@ -132,10 +161,11 @@ def add_parsers(sub) -> None:
     add("show", cmd_show, "show a tool", ("name", {}), ("--version", {"type": int}))
     add("search", cmd_search, "search by meaning", ("query", {}),
         ("-k", {"type": int, "default": 5}))
-    add("history", cmd_history, "versions and executions", ("name", {}))
+    add("history", cmd_history, "versions, rollbacks and executions", ("name", {}))
     add("rollback", cmd_rollback, "make a version current", ("name", {}),
-        ("version", {"type": int}))
-    add("remove", cmd_remove, "retire a tool", ("name", {}))
+        ("version", {"type": int}), ("--reason", {"default": "by hand"}))
+    add("remove", cmd_remove, "retire a tool", ("name", {}),
+        ("--reason", {"default": "by hand"}))
     add("reembed", cmd_reembed, "rebuild the index with the configured embedding model")
     add("check", cmd_check, "report how the readable files differ from the database")
     add("reconcile", cmd_reconcile, "repair the readable files from the database")

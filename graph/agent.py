@@ -10,6 +10,8 @@ from nodes.answer import answer
 from nodes.decide import decide
 from nodes.enrich import enrich
 from nodes.execute import execute
+from nodes.feedback import feedback
+from nodes.gate import gate
 from nodes.impl import impl
 from nodes.kit.context import Context
 from nodes.plan import plan
@@ -28,6 +30,13 @@ def ok_or_answer(state: AgentState) -> Literal["next", "answer"]:
     return "answer" if state.get("error") else "next"
 
 
+def after_enrich(state: AgentState) -> Literal["plan", "feedback", "answer"]:
+    """Send a turn that marks the last answer wrong to repair the tool that gave it."""
+    if state.get("error"):
+        return "answer"
+    return "feedback" if state.get("failure") else "plan"
+
+
 def after_plan(state: AgentState) -> Literal["retrieve", "answer"]:
     """Multi-step plans are detected and explained, not run (yet)."""
     return "answer" if state.get("error") or state.get("decision") == "multi" else "retrieve"
@@ -43,19 +52,38 @@ def after_decide(state: AgentState) -> Literal["execute", "spec", "answer"]:
     return "spec"
 
 
-def after_verify(state: AgentState) -> Literal["register", "reflect", "answer"]:
+def after_verify(state: AgentState) -> Literal["register", "reflect", "gate", "answer"]:
     """Register a pass; reflect on a failure while retries remain, then go experimental.
 
     A run that says nothing about the code (the sandbox unavailable, or broken from outside)
-    is never reflected on nor registered: the turn ends with its error.
+    is never reflected on nor registered: the turn ends with its error. A repair (``failure``
+    set) never registers from here: its gate decides.
     """
     if state.get("error") or state.get("report", {}).get("status") in NOT_A_VERDICT:
         return "answer"
+    if state.get("failure"):
+        return "gate"
     if state.get("report", {}).get("status") == "passed":
         return "register"
     if state.get("attempts", 0) <= state["policy"]["max_retries"]:
         return "reflect"
     return "register"
+
+
+def repair_or_answer(state: AgentState) -> Literal["reflect", "answer"]:
+    """Send a failure in use to be repaired while the policy's retries last."""
+    if state.get("error") or not state.get("failure"):
+        return "answer"
+    return "reflect" if state.get("repairs", 0) < state["policy"]["max_retries"] else "answer"
+
+
+def after_gate(state: AgentState) -> Literal["register", "reflect", "answer"]:
+    """Register a repair that passed the gate; otherwise try again while retries last."""
+    if state.get("error"):
+        return "answer"
+    if not state["repair"].get("refused"):
+        return "register"
+    return repair_or_answer(state)
 
 
 def build_graph() -> StateGraph:
@@ -64,21 +92,29 @@ def build_graph() -> StateGraph:
     for name, function in [("enrich", enrich), ("plan", plan), ("retrieve", retrieve),
                            ("decide", decide), ("spec", spec), ("tests", tests), ("impl", impl),
                            ("verify", verify), ("reflect", reflect), ("register", register),
-                           ("execute", execute), ("answer", answer)]:
+                           ("execute", execute), ("feedback", feedback), ("gate", gate),
+                           ("answer", answer)]:
         builder.add_node(name, function)
     builder.add_edge(START, "enrich")
     # Steps that either go on or end the turn with a clear error (one path map each).
-    for step, following in [("enrich", "plan"), ("retrieve", "decide"), ("spec", "tests"),
+    for step, following in [("retrieve", "decide"), ("spec", "tests"),
                             ("tests", "impl"), ("impl", "verify"), ("reflect", "verify"),
                             ("register", "execute")]:
         builder.add_conditional_edges(step, ok_or_answer, {"next": following,
                                                            "answer": "answer"})
+    # A thumbs-down on the last answer starts a repair; anything else is planned.
+    builder.add_conditional_edges("enrich", after_enrich)
     builder.add_conditional_edges("plan", after_plan)
     # Reuse runs the tool at once; everything else goes through spec, tests and impl.
     builder.add_conditional_edges("decide", after_decide)
-    # The bounded repair loop: verify -> reflect -> verify, counted in ``attempts``.
+    # The bounded reflection loop: verify -> reflect -> verify, counted in ``attempts``; a
+    # repair's verification goes to its gate instead.
     builder.add_conditional_edges("verify", after_verify)
-    builder.add_edge("execute", "answer")
+    # The repair loop, counted in ``repairs``: a failure in use (or a marked-wrong answer)
+    # -> reflect -> verify -> gate -> register -> execute again; a refused repair retries.
+    builder.add_conditional_edges("execute", repair_or_answer)
+    builder.add_conditional_edges("feedback", repair_or_answer)
+    builder.add_conditional_edges("gate", after_gate)
     builder.add_edge("answer", END)
     return builder
 

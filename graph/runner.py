@@ -34,6 +34,11 @@ def new_session_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
+def wrong_answer_request(note: str = "") -> str:
+    """Return what the conversation shows when the user marks the last answer wrong."""
+    return "That answer was wrong" + (f": {note.strip()}" if note.strip() else ".")
+
+
 class Agent:
     """The compiled graph with a Postgres checkpointer and a runtime context."""
 
@@ -64,12 +69,13 @@ class Agent:
         return {"configurable": {"thread_id": session_id}, "recursion_limit": 60}
 
     def stream(self, request: str, session_id: str, files: list[str] | None = None,
-               new_tool: bool = False) -> Iterator[dict]:
+               new_tool: bool = False, feedback: dict | None = None) -> Iterator[dict]:
         """Yield ``event`` and ``step`` items as they happen; the last item is ``final``.
 
-        ``new_tool``: build a new tool for this request even when one could be reused. A
-        request no storage can hold is refused here: the checkpointer stores the input before
-        the first node could refuse it.
+        ``new_tool``: build a new tool for this request even when one could be reused.
+        ``feedback`` ({"note": ...}) marks the session's last answer wrong and repairs the tool
+        that gave it. A request no storage can hold is refused here: the checkpointer stores
+        the input before the first node could refuse it.
         """
         try:
             check_request(request)
@@ -82,7 +88,8 @@ class Agent:
         context = replace(self.context, session_id=session_id,
                           input_files=files if files is not None else self.context.input_files,
                           new_tool=new_tool or self.context.new_tool)
-        for mode, payload in self.graph.stream({"request": request}, self._config(session_id),
+        turn = {"request": request, "feedback": feedback or {}}
+        for mode, payload in self.graph.stream(turn, self._config(session_id),
                                                context=context,
                                                stream_mode=["custom", "updates"]):
             if mode == "custom":
@@ -94,13 +101,14 @@ class Agent:
 
     def ask(self, request: str, session_id: str | None = None,
             on_event: Callable[[dict], None] | None = None,
-            files: list[str] | None = None, new_tool: bool = False) -> dict:
+            files: list[str] | None = None, new_tool: bool = False,
+            feedback: dict | None = None) -> dict:
         """Run one turn; return its final state with ``route``, ``events`` and ``session_id``."""
         session_id = session_id or new_session_id()
         route: list[str] = []
         events: list[dict] = []
         final: dict = {}
-        for item in self.stream(request, session_id, files, new_tool):
+        for item in self.stream(request, session_id, files, new_tool, feedback):
             if item["kind"] == "event":
                 events.append(item)
                 if on_event:
@@ -110,6 +118,15 @@ class Agent:
             else:
                 final = item["state"]
         return {**final, "route": route, "events": events, "session_id": session_id}
+
+    def start_repair(self, session_id: str, note: str = "",
+                     on_event: Callable[[dict], None] | None = None) -> dict:
+        """Mark the session's last answer wrong and repair the tool that gave it (a turn)."""
+        return self.ask(wrong_answer_request(note), session_id, on_event, {"note": note})
+
+    def stream_repair(self, session_id: str, note: str = "") -> Iterator[dict]:
+        """Stream the turn of ``start_repair`` (for pages that show its progress)."""
+        return self.stream(wrong_answer_request(note), session_id, {"note": note})
 
     def state(self, session_id: str) -> dict:
         """Return the session's current state values."""
@@ -150,4 +167,5 @@ def summary(turn: dict) -> dict:
             "arguments": turn.get("arguments"), "result": turn.get("result"),
             "cached": bool(turn.get("cached")),
             "answer": turn.get("answer"), "error": turn.get("error") or None,
+            "failure": turn.get("failure") or None, "repair": turn.get("repair") or None,
             "usage": turn.get("usage", {}), "events": turn.get("events", [])}

@@ -22,6 +22,7 @@ from .kit.node import event, library, model, node
 
 INSTRUCTIONS = ("Answer the user's request in one or two sentences from the tool's result. "
                 "State the result exactly; do not invent anything.")
+SORRY = "Sorry, I could not complete this: "
 EXPERIMENTAL = ("Warning: {name} is experimental: it did not pass all of its tests, so "
                 "check this result. ")
 CACHED = (" (Served from the cache: {name} v{version} computed this result earlier for the "
@@ -51,13 +52,41 @@ def outcome_evidence(state: dict, session_id: str) -> list[Evidence]:
     return items
 
 
+def unrepaired(state: dict) -> str:
+    """Say what failed in use and, when a repair was tried, why it could not fix it."""
+    failure, repair = state["failure"], state.get("repair") or {}
+    text = f"{SORRY}{failure['message'].rstrip('.')}."
+    why = state.get("error") or repair.get("refused")
+    if state.get("repairs") or why:
+        name = (state.get("tool") or {}).get("name", "the tool")
+        text += (f" A repair was tried and could not fix it: "
+                 f"{(why or 'it failed again').rstrip('.')}. "
+                 f"{name} v{failure['version']} stays current.")
+    return text
+
+
+def repaired(state: dict) -> str:
+    """Say which version the tool was repaired into, when it was."""
+    repair = state.get("repair") or {}
+    if not repair.get("to_version"):
+        return ""
+    return (f" ({state['tool']['name']} v{repair['from_version']} failed on this; it was "
+            f"repaired into v{repair['to_version']}, which passes its old tests, the new "
+            f"regression test {', '.join(repair['tests_added'])} and a replay of "
+            f"{repair.get('replayed', 0)} past executions.)")
+
+
 @node("answer")
 def answer(state: dict, runtime: Runtime[Context]) -> dict:
     """Write the answer (or the error), keep the turn's evidence, add it to the conversation."""
     usage: dict = {}
+    update: dict = {}
     tool = state.get("tool") or {}
-    if state.get("error"):
-        text = f"Sorry, I could not complete this: {state['error']}"
+    if (state.get("failure") or {}).get("message"):
+        text = unrepaired(state)
+        update["error"] = text.removeprefix(SORRY)  # the turn ends in an error, as any other
+    elif state.get("error"):
+        text = f"{SORRY}{state['error']}"
     elif state.get("answer"):
         text = state["answer"]  # decided without running a tool (multi-step, existing tool)
     else:
@@ -69,8 +98,10 @@ def answer(state: dict, runtime: Runtime[Context]) -> dict:
             text, usage = reply.answer, {"answer": step_usage}
         except StepError:
             text = f"{tool.get('name')} returned {result}."  # the result, said plainly
-    if tool.get("status") == "experimental" and not state.get("error"):
-        text = EXPERIMENTAL.format(name=tool["name"]) + text
+    if not state.get("error") and not state.get("failure"):
+        if tool.get("status") == "experimental":
+            text = EXPERIMENTAL.format(name=tool["name"]) + text
+        text += repaired(state)
     text += "".join(f"\nNote: {warning}." for warning in state.get("warnings") or [])
     if state.get("cached") and not state.get("error"):
         text += CACHED.format(name=tool.get("name"), version=tool.get("version"))
@@ -79,4 +110,4 @@ def answer(state: dict, runtime: Runtime[Context]) -> dict:
     except LibraryError as exc:  # the answer stands; only what it teaches is lost
         event("answer", f"the turn's evidence could not be kept: {exc}", level="warning")
     event("answer", text)
-    return {"answer": text, "messages": [AIMessage(text)], "usage": usage}
+    return {**update, "answer": text, "messages": [AIMessage(text)], "usage": usage}

@@ -18,7 +18,8 @@ MAX_REQUEST_CHARS = 4000
 PER_TURN = {"standalone_request": "", "plan": {}, "force_synthesis": False, "new_tool": False,
             "search": {}, "decision": "", "judge": {}, "spec": {}, "tests": "",
             "tests_hash": "", "implementation": "", "report": {}, "tool": {}, "arguments": {},
-            "result": None, "served": False, "cached": False, "error": "", "answer": ""}
+            "result": None, "served": False, "cached": False, "error": "", "answer": "",
+            "failure": {}, "repair": {}}
 
 
 def turn_policy(policy: dict, rule: dict, overrides: dict) -> dict:
@@ -26,7 +27,9 @@ def turn_policy(policy: dict, rule: dict, overrides: dict) -> dict:
     resolved = {**rule, "cache_ttl_seconds": int(policy["cache_ttl_seconds"]),
                 "max_retries": int(policy["max_retries"]),
                 "min_tests": int(policy["min_tests"]),
-                "history_turns": int(policy["history_turns"])}
+                "history_turns": int(policy["history_turns"]),
+                "replay_limit": int(policy["replay_limit"]),
+                "experimental_limits": dict(policy["experimental_limits"])}
     return {**resolved, **overrides}
 
 
@@ -53,6 +56,12 @@ def enrich(state: dict, runtime: Runtime[Context]) -> dict:
              for m in state.get("messages", []) if m.type in ("human", "ai")]
     window = turns[-2 * policy["history_turns"]:] if policy["history_turns"] else []
     event("enrich", f"{len(window)} earlier messages in context")
+    # The user's verdict on the last answer ({"note": ...}) is this turn's failure to repair;
+    # the tool that gave that answer is the one the last turn used.
+    verdict = state.get("feedback") or {}
+    failure = ({"kind": "marked_wrong", "note": str(verdict.get("note") or "")[:2000],
+                "tool": (state.get("tool") or {}).get("name", "")} if verdict else {})
     return {**PER_TURN, "request": request, "history": window, "policy": policy,
             "messages": [HumanMessage(request)], "usage": Overwrite({}),
-            "attempts": Overwrite(0), "warnings": Overwrite([])}
+            "attempts": Overwrite(0), "warnings": Overwrite([]), "repairs": Overwrite(0),
+            "feedback": {}, "failure": failure}

@@ -50,6 +50,10 @@ class AgentState(TypedDict, total=False):
     result: Any  # the raw result of the call
     served: bool  # the tool ran (or came from the cache) without an error
     cached: bool  # the result came from the execution cache
+    feedback: dict  # turn input: {"note": ...} marks the session's last answer wrong
+    failure: dict  # the failure in use being repaired: kind, arguments, message, output, note
+    repairs: Annotated[int, operator.add]  # repair attempts this turn (the repair loop's bound)
+    repair: dict  # the repair under way: base version, regression tests, gate verdict, result
     error: str  # a clear error that ends the turn
     warnings: Annotated[list[str], operator.add]  # what the answer must mention (this turn)
     answer: str  # the short natural-language answer

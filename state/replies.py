@@ -53,6 +53,17 @@ class ImplReply(BaseModel):
     notes: str = ""
 
 
+class RepairReply(BaseModel):
+    """A regression test that captures a failure in use, and the fixed implementation."""
+
+    regression_test: str = Field(
+        description="new pytest test functions, with their imports (`from tool import NAME`), "
+                    "that fail on the current code because of this failure and pass on the "
+                    "fix; new names only: the frozen tests are kept as they are")
+    code: str = Field(description="the whole fixed module defining the function")
+    notes: str = Field(default="", description="what was wrong and what the fix changes")
+
+
 class ArgsReply(BaseModel):
     """Arguments for a tool call, extracted from the request."""
 

@@ -29,6 +29,7 @@ from . import cache, db, discovery, evidence, policies, records
 from .db import sea_home
 from .embeddings import embedding_model_id, load_embeddings
 from .errors import LibraryError, ToolNotFound
+from .history import version_history
 from .index import Docs, ToolIndex
 from .migrations import migrate
 from .mirror import FileMirror
@@ -146,16 +147,18 @@ class ToolLibrary:
 
     def register(self, spec: ToolSpec, code: str, tests: str, report: dict | None = None,
                  status: str = "verified", reason: str = "created",
-                 new_version: bool = False) -> ToolRecord:
+                 new_version: bool = False, origin: dict | None = None) -> ToolRecord:
         """Register a tool atomically.
 
-        A name in use is refused unless ``new_version`` says this is a repair or an update.
+        A name in use is refused unless ``new_version`` says this is a repair or an update;
+        ``origin`` keeps what a repair started from (the failure, the tests it added).
         """
         return self.register_many([(spec, code, tests, report or {}, status, reason)],
-                                  new_version=new_version)[0]
+                                  new_version=new_version, origins=[origin or {}])[0]
 
     def register_many(self, items: list[tuple[ToolSpec, str, str, dict, str, str]],
-                      new_version: bool = False) -> list[ToolRecord]:
+                      new_version: bool = False,
+                      origins: list[dict] | None = None) -> list[ToolRecord]:
         """Register several tools in one transaction (all or none)."""
         for spec, *_ in items:
             check_tool_name(spec.name)
@@ -165,10 +168,11 @@ class ToolLibrary:
         added: list[ToolRecord] = []
         with self.connect() as conn, conn.transaction():
             position = 0
-            for (spec, code, tests, report, status, reason), docs in zip(items, all_docs,
-                                                                         strict=True):
+            for index, ((spec, code, tests, report, status, reason), docs) in enumerate(
+                    zip(items, all_docs, strict=True)):
                 record = records.insert_version(conn, spec, code, tests, report, status,
-                                                reason, new_version)
+                                                reason, new_version,
+                                                (origins or [])[index] if origins else None)
                 _crash_point("after_version_insert")
                 records.make_current(conn, spec.name, record.version, status)
                 self.index.write(conn, spec.name, record.version, docs,
@@ -214,40 +218,88 @@ class ToolLibrary:
         """Return a tool's most recent executions."""
         return records.executions(self._reader(), name, limit)
 
+    def last_execution(self, session_id: str) -> dict | None:
+        """Return a session's most recent execution (the answer a user may mark wrong)."""
+        return records.last_execution(self._reader(), session_id)
+
+    def replay_set(self, name: str, limit: int) -> list[dict]:
+        """Return distinct recent successful inputs and outputs, none the user marked wrong."""
+        return records.replay_set(self._reader(), name, limit)
+
+    def events(self, name: str) -> list[dict]:
+        """Return a tool's rollbacks and retirements, with their reasons."""
+        return records.events(self._reader(), name)
+
+    def history(self, name: str) -> dict:
+        """Return every version with its diff, added tests, repairs, failures and events."""
+        return version_history(self.versions(name), self.reflections(name), self.events(name))
+
     # -- changing the current version -------------------------------------------------------
 
-    def rollback(self, name: str, version: int) -> ToolRecord:
-        """Make an earlier (or any) version the current one."""
+    def rollback(self, name: str, version: int, reason: str = "by hand",
+                 kind: str = "rollback") -> ToolRecord:
+        """Make an earlier (or any) version the current one, recording why."""
         record = self.get(name, version)
+        previous = self.get(name).version
         docs = self._index_docs(record.spec)
         vectors = self.index.embed([t for _, t in docs])
         with self.connect() as conn, conn.transaction():
             records.make_current(conn, name, version, record.status)
             self.index.write(conn, name, version, docs, vectors)
             self._notify_changed(conn)
+            records.add_event(conn, name, kind, previous, version, reason)
         return self.get(name)
 
-    def remove(self, name: str) -> None:
+    def remove(self, name: str, reason: str = "by hand") -> None:
         """Retire a tool: it keeps its history but is no longer found or listed."""
-        self.get(name)
+        current = self.get(name).version
         with self.connect() as conn, conn.transaction():
             records.retire(conn, name)
             self.index.delete(conn, name)
             self._notify_changed(conn)
+            records.add_event(conn, name, "retire", current, None, reason)
 
     # -- executions, reflections, workflows -------------------------------------------------
 
     def record_execution(self, name: str, version: int, inputs: dict, output,
                          success: bool, error: str = "", duration: float = 0.0,
                          session_id: str = "", request: str = "", source: str = "agent",
-                         cached: bool = False) -> None:
-        """Log one execution and update the tool's counters.
+                         cached: bool = False, code_hash: str = "") -> dict | None:
+        """Log one execution, update the tool's counters, roll back a regressing version.
 
-        ``source`` says who called: ``agent`` (the graph), ``mcp``, ``langchain``.
+        ``source`` says who called: ``agent`` (the graph), ``mcp``, ``langchain``;
+        ``code_hash`` is the hash of the code that ran. When this use is the policy's
+        ``rollback_window``-th of a version that does worse over them than its predecessor
+        did, the predecessor is made current again; the rollback event is returned.
         """
+        window = int(self.policy()["rollback_window"])
         with self.connect() as conn, conn.transaction():
             records.add_execution(conn, name, version, inputs, output, success, error,
-                                  duration, session_id, request, source, cached)
+                                  duration, session_id, request, source, cached, code_hash)
+            regression = self._regression(conn, name, version, window)
+        if regression is None:
+            return None
+        self.rollback(name, regression["to_version"], regression["reason"], "auto_rollback")
+        return regression
+
+    def _regression(self, conn: psycopg.Connection, name: str, version: int,
+                    window: int) -> dict | None:
+        """Tell whether the current ``version`` just completed a worse first window."""
+        row = conn.execute("SELECT t.current_version, v.parent FROM tools t JOIN tool_versions "
+                           "v ON v.name = t.name AND v.version = %s WHERE t.name = %s",
+                           (version, name)).fetchone()
+        if not row or row["current_version"] != version or row["parent"] is None:
+            return None
+        first = records.first_uses(conn, name, version, window)
+        if first["uses"] != window or window <= 0:
+            return None
+        before = records.get(conn, name, row["parent"])
+        if before.success_rate is None or first["successes"] / window >= before.success_rate:
+            return None
+        reason = (f"v{version} succeeded in {first['successes']} of its first {window} uses "
+                  f"({first['successes'] / window:.0%}), below v{before.version}'s "
+                  f"{before.success_rate:.0%} over {before.uses}")
+        return {"from_version": version, "to_version": before.version, "reason": reason}
 
     # -- evidence ---------------------------------------------------------------------------
 
@@ -302,10 +354,17 @@ class ToolLibrary:
                       ttl_seconds)
 
     def log_reflection(self, name: str, attempt: int, failing_tests: list[dict],
-                       note: str = "", session_id: str = "") -> None:
-        """Keep what failed and what the reflection changed."""
+                       note: str = "", session_id: str = "", kind: str = "verify",
+                       version: int | None = None, details: dict | None = None) -> None:
+        """Keep what failed and what the reflection changed (a repair names its version)."""
         with self.connect() as conn:
-            records.add_reflection(conn, name, attempt, failing_tests, note, session_id)
+            records.add_reflection(conn, name, attempt, failing_tests, note, session_id, kind,
+                                   version, details)
+
+    def mark_wrong(self, execution_id: int, note: str = "") -> None:
+        """Record that the user marked an execution's answer wrong (it is never replayed)."""
+        with self.connect() as conn:
+            records.mark_wrong(conn, execution_id, note)
 
     def reflections(self, name: str) -> list[dict]:
         """Return a tool's reflection log."""

@@ -137,6 +137,37 @@ MIGRATIONS: list[tuple[int, str]] = [
            'similarity alone)'
     FROM policies HAVING count(*) > 0;
     """),
+    # Self-repair: executions record the code that ran and whether the user marked the answer
+    # wrong; versions record the version they were made from and why; counters per version
+    # are computed from the executions (hence the index); rollbacks and retirements are
+    # events with a reason. Versions made before this had no other way to come about than
+    # after the one before them, so their parent is that one.
+    (6, """
+    ALTER TABLE tool_executions ADD COLUMN IF NOT EXISTS code_hash text NOT NULL DEFAULT '';
+    ALTER TABLE tool_executions ADD COLUMN IF NOT EXISTS marked_wrong boolean NOT NULL
+        DEFAULT false;
+    ALTER TABLE tool_executions ADD COLUMN IF NOT EXISTS feedback text NOT NULL DEFAULT '';
+    UPDATE tool_executions e SET code_hash = v.code_hash FROM tool_versions v
+        WHERE e.code_hash = '' AND v.name = e.name AND v.version = e.version;
+    CREATE INDEX IF NOT EXISTS tool_executions_version ON tool_executions (name, version, id);
+    CREATE INDEX IF NOT EXISTS tool_executions_session ON tool_executions (session_id, id);
+    ALTER TABLE tool_versions ADD COLUMN IF NOT EXISTS parent integer;
+    ALTER TABLE tool_versions ADD COLUMN IF NOT EXISTS origin jsonb NOT NULL DEFAULT '{}';
+    UPDATE tool_versions SET parent = version - 1 WHERE parent IS NULL AND version > 1;
+    ALTER TABLE reflections ADD COLUMN IF NOT EXISTS kind text NOT NULL DEFAULT 'verify';
+    ALTER TABLE reflections ADD COLUMN IF NOT EXISTS version integer;
+    ALTER TABLE reflections ADD COLUMN IF NOT EXISTS details jsonb NOT NULL DEFAULT '{}';
+    CREATE TABLE IF NOT EXISTS tool_events (
+        id bigserial PRIMARY KEY,
+        name text NOT NULL,
+        kind text NOT NULL,
+        from_version integer,
+        to_version integer,
+        reason text NOT NULL DEFAULT '',
+        created_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE INDEX IF NOT EXISTS tool_events_name ON tool_events (name, id);
+    """),
 ]
 
 

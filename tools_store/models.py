@@ -122,8 +122,11 @@ class ToolRecord(BaseModel):
     reason: str = ""
     created_at: datetime | None = None
     current: bool = True
-    uses: int = 0
-    successes: int = 0
+    uses: int = 0  # executions of this version
+    successes: int = 0  # of them, those that succeeded and were not marked wrong
+    p50_latency: float | None = None  # median duration of this version's executions, seconds
+    parent: int | None = None  # the version that was current when this one was made
+    origin: dict = Field(default_factory=dict)  # for a repair: the failure, tests added, notes
 
     @property
     def success_rate(self) -> float | None:

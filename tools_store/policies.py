@@ -39,6 +39,13 @@ DEFAULT_POLICY = {
     # records its run here); a model without an entry runs on defaults.
     "calibration": {LOCAL_ID: {"by": "the near-miss similarities measured on", "sources": {
         "retrieval-dev-v1": 70, "retrieval-holdout-v1": 52}}},
+    "served_requests_indexed": 20,
+    # Self-repair: how many distinct past inputs a repaired version must replay with the same
+    # outputs; over how many first uses a new version is compared with its predecessor (and
+    # rolled back when it does worse); the tighter limits an experimental tool runs under.
+    "replay_limit": 5,
+    "rollback_window": 5,
+    "experimental_limits": {"timeout": 10.0, "memory_mb": 128},
 }
 # Keys a person may set, with what their values must be.
 NUMBER_RANGES = {"reuse": (0.0, 1.01), "verify": (0.0, 1.0), "evidence": (0.0, 1.0),

@@ -1,5 +1,8 @@
 """The library's records in SQL: tools, their versions, executions, reflections, workflows.
 
+A version's figures (uses, successes, median latency) are computed from its executions, so
+they are per version and never drift from the log.
+
 Plain functions over a connection whose search path is the library's schema; the caller
 owns the transaction.
 """
@@ -15,9 +18,16 @@ from .errors import ToolExists, ToolNotFound
 from .models import ToolRecord, ToolSpec
 from .text import storable
 
-# A version joined with its tool's counters; ``current`` tells the current version.
-_VERSION_ROWS = ("SELECT v.*, t.uses, t.successes, (v.version = t.current_version) AS current "
-                 "FROM tools t JOIN tool_versions v ON v.name = t.name ")
+# The figures of version ``v`` from its executions (index on name, version, id). A success
+# the user marked wrong is not a success.
+_STATS = ("LEFT JOIN LATERAL (SELECT count(*) AS uses, count(*) FILTER (WHERE e.success AND "
+          "NOT e.marked_wrong) AS successes, percentile_cont(0.5) WITHIN GROUP (ORDER BY "
+          "e.duration) AS p50_latency FROM tool_executions e WHERE e.name = v.name AND "
+          "e.version = v.version) s ON true ")
+# A version with its figures; ``current`` tells the current version.
+_VERSION_ROWS = ("SELECT v.*, s.uses, s.successes, s.p50_latency, "
+                 "(v.version = t.current_version) AS current "
+                 "FROM tools t JOIN tool_versions v ON v.name = t.name " + _STATS)
 
 
 def code_hash(code: str) -> str:
@@ -31,13 +41,20 @@ def record_of(row: dict) -> ToolRecord:
                       spec=ToolSpec.model_validate(row["spec"]), code=row["code"],
                       tests=row["tests"], report=row["report"], code_hash=row["code_hash"],
                       reason=row["reason"], created_at=row["created_at"],
-                      current=row.get("current", True), uses=row.get("uses", 0),
-                      successes=row.get("successes", 0))
+                      current=row.get("current", True), uses=row.get("uses") or 0,
+                      successes=row.get("successes") or 0,
+                      p50_latency=row.get("p50_latency"), parent=row.get("parent"),
+                      origin=row.get("origin") or {})
 
 
 def insert_version(conn: psycopg.Connection, spec: ToolSpec, code: str, tests: str,
-                   report: dict, status: str, reason: str, new_version: bool) -> ToolRecord:
-    """Add a version and make it current; a name in use is refused unless ``new_version``."""
+                   report: dict, status: str, reason: str, new_version: bool,
+                   origin: dict | None = None) -> ToolRecord:
+    """Add a version; a name in use is refused unless ``new_version``.
+
+    Its parent is the version a repair started from (``origin["from_version"]``), else the
+    version that was current (none for a new or a retired tool).
+    """
     row = conn.execute("SELECT current_version, status FROM tools WHERE name = %s FOR UPDATE",
                        (spec.name,)).fetchone()
     if row and row["status"] != "retired" and not new_version:
@@ -53,13 +70,16 @@ def insert_version(conn: psycopg.Connection, spec: ToolSpec, code: str, tests: s
         # Another session registered the name after our check, and committed first.
         raise ToolExists(f"a tool named {spec.name!r} was registered meanwhile by another "
                          "session")
+    parent = (origin or {}).get("from_version") or (
+        row["current_version"] if row and row["status"] != "retired" else None)
     conn.execute(
         "INSERT INTO tool_versions (name, version, status, spec, code, tests, report, "
-        "code_hash, reason) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        "code_hash, reason, parent, origin) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (spec.name, version, status, Jsonb(spec.model_dump()), code, tests, Jsonb(report),
-         code_hash(code), reason))
+         code_hash(code), reason, parent, Jsonb(origin or {})))
     return ToolRecord(name=spec.name, version=version, status=status, spec=spec, code=code,
-                      tests=tests, report=report, code_hash=code_hash(code), reason=reason)
+                      tests=tests, report=report, code_hash=code_hash(code), reason=reason,
+                      parent=parent, origin=origin or {})
 
 
 def make_current(conn: psycopg.Connection, name: str, version: int, status: str) -> None:
@@ -87,9 +107,10 @@ def current_versions(conn: psycopg.Connection, include_retired: bool = False
                      ) -> list[ToolRecord]:
     """Return the current version of every tool, with the tool's own status."""
     rows = conn.execute(
-        "SELECT v.*, t.uses, t.successes, t.status AS tool_status, true AS current "
-        "FROM tools t JOIN tool_versions v ON v.name = t.name AND v.version = t.current_version "
-        "WHERE %s OR t.status <> 'retired' ORDER BY t.name", (include_retired,)).fetchall()
+        "SELECT v.*, s.uses, s.successes, s.p50_latency, t.status AS tool_status, "
+        "true AS current FROM tools t JOIN tool_versions v ON v.name = t.name AND "
+        "v.version = t.current_version " + _STATS
+        + "WHERE %s OR t.status <> 'retired' ORDER BY t.name", (include_retired,)).fetchall()
     return [record_of({**row, "status": row["tool_status"]}) for row in rows]
 
 
@@ -107,29 +128,35 @@ def name_taken(conn: psycopg.Connection, name: str) -> bool:
 
 
 def offered(conn: psycopg.Connection, names: list[str]) -> list[dict]:
-    """Return what ranking needs of the named tools that are not retired."""
+    """Return what ranking needs of the named tools that are not retired.
+
+    The figures are the current version's: a repaired or rolled-back tool is ranked by the
+    code that will run.
+    """
     return conn.execute(
-        "SELECT t.name, t.current_version, t.status, t.uses, t.successes, "
+        "SELECT t.name, t.current_version, t.status, s.uses, s.successes, "
         "v.spec->>'description' AS description, v.spec->'returns'->>'type' AS returns "
         "FROM tools t JOIN tool_versions v ON v.name = t.name AND v.version = t.current_version "
-        "WHERE t.name = ANY(%s) AND t.status <> 'retired'", (names,)).fetchall()
+        + _STATS + "WHERE t.name = ANY(%s) AND t.status <> 'retired'", (names,)).fetchall()
 
 
 def add_execution(conn: psycopg.Connection, name: str, version: int, inputs: dict, output,
                   success: bool, error: str, duration: float, session_id: str,
-                  request: str, source: str = "agent", cached: bool = False) -> None:
+                  request: str, source: str = "agent", cached: bool = False,
+                  ran_hash: str = "") -> None:
     """Log one execution and count it on the tool.
 
-    ``source``: agent, mcp or langchain; ``cached``: served from the cache. Text PostgreSQL
-    cannot store is escaped, so the execution is still logged.
+    ``source``: agent, mcp or langchain; ``cached``: served from the cache; ``ran_hash``:
+    the hash of the code that ran. Text PostgreSQL cannot store is escaped, so the
+    execution is still logged.
     """
     conn.execute(
         "INSERT INTO tool_executions (name, version, inputs, output, success, error, duration, "
-        "session_id, request, source, cached) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
-        "%s)",
+        "session_id, request, source, cached, code_hash) VALUES (%s, %s, %s, %s, %s, %s, %s, "
+        "%s, %s, %s, %s, %s)",
         (name, version, Jsonb(storable(inputs)), Jsonb(storable(output)), success,
          storable(error[:4000]), duration, storable(session_id), storable(request[:2000]),
-         source, cached))
+         source, cached, ran_hash))
     conn.execute("UPDATE tools SET uses = uses + 1, successes = successes + %s WHERE name = %s",
                  (int(success), name))
 
@@ -146,12 +173,54 @@ def last_execution(conn: psycopg.Connection, session_id: str) -> dict | None:
                         "session_id <> '' ORDER BY id DESC LIMIT 1", (session_id,)).fetchone()
 
 
+def mark_wrong(conn: psycopg.Connection, execution_id: int, note: str) -> None:
+    """Record that the user marked an execution's answer wrong."""
+    conn.execute("UPDATE tool_executions SET marked_wrong = true, feedback = %s WHERE id = %s",
+                 (note[:2000], execution_id))
+
+
+def replay_set(conn: psycopg.Connection, name: str, limit: int) -> list[dict]:
+    """Return up to ``limit`` distinct recent successful inputs of a tool, with their outputs.
+
+    Inputs the user ever marked wrong are left out, whatever other runs gave for them.
+    """
+    return conn.execute(
+        "SELECT inputs, output, version, id FROM (SELECT DISTINCT ON (inputs) * "
+        "FROM tool_executions e WHERE name = %s AND success AND NOT EXISTS (SELECT 1 FROM "
+        "tool_executions w WHERE w.name = e.name AND w.inputs = e.inputs AND w.marked_wrong) "
+        "ORDER BY inputs, id DESC) latest ORDER BY id DESC LIMIT %s", (name, limit)).fetchall()
+
+
+def first_uses(conn: psycopg.Connection, name: str, version: int, window: int) -> dict:
+    """Return how many of a version's uses there are, and the successes among its first few."""
+    return conn.execute(
+        "SELECT (SELECT count(*) FROM tool_executions WHERE name = %s AND version = %s) AS "
+        "uses, count(*) FILTER (WHERE success AND NOT marked_wrong) AS successes, count(*) AS "
+        "counted FROM (SELECT success, marked_wrong FROM tool_executions WHERE name = %s AND "
+        "version = %s ORDER BY id LIMIT %s) f", (name, version, name, version, window)).fetchone()
+
+
+def add_event(conn: psycopg.Connection, name: str, kind: str, from_version: int | None,
+              to_version: int | None, reason: str) -> None:
+    """Record a change of a tool's current version (a rollback) or its retirement."""
+    conn.execute("INSERT INTO tool_events (name, kind, from_version, to_version, reason) "
+                 "VALUES (%s, %s, %s, %s, %s)", (name, kind, from_version, to_version, reason))
+
+
+def events(conn: psycopg.Connection, name: str) -> list[dict]:
+    """Return a tool's rollbacks and retirements, oldest first."""
+    return conn.execute("SELECT * FROM tool_events WHERE name = %s ORDER BY id",
+                        (name,)).fetchall()
+
+
 def add_reflection(conn: psycopg.Connection, name: str, attempt: int, failing_tests: list[dict],
-                   note: str, session_id: str) -> None:
-    """Keep what failed and what the reflection changed."""
-    conn.execute("INSERT INTO reflections (name, attempt, failing_tests, note, session_id) "
-                 "VALUES (%s, %s, %s, %s, %s)",
-                 (name, attempt, Jsonb(failing_tests), note, session_id))
+                   note: str, session_id: str, kind: str = "verify",
+                   version: int | None = None, details: dict | None = None) -> None:
+    """Keep what failed and what the reflection changed (``kind`` repair: on ``version``)."""
+    conn.execute("INSERT INTO reflections (name, attempt, failing_tests, note, session_id, "
+                 "kind, version, details) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                 (name, attempt, Jsonb(failing_tests), note, session_id, kind, version,
+                  Jsonb(details or {})))
 
 
 def reflections(conn: psycopg.Connection, name: str) -> list[dict]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 import sys
 from pathlib import Path
@@ -13,7 +12,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `streamlit ru
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from graph.resident import ResidentServer  # noqa: E402
-from graph.runner import SCRIPTED_BANNER, Agent, new_session_id  # noqa: E402
+from graph.runner import (  # noqa: E402
+    SCRIPTED_BANNER,
+    Agent,
+    new_session_id,
+    wrong_answer_request,
+)
 from nodes.decide import preview  # noqa: E402
 from sandbox.doctor import doctor  # noqa: E402
 from ui.policy_settings import policy_section  # noqa: E402
@@ -21,7 +25,8 @@ from ui.policy_settings import policy_section  # noqa: E402
 STEP_LABELS = {"enrich": "Context", "plan": "Plan", "retrieve": "Search", "decide": "Decision",
                "spec": "Specification", "tests": "Tests", "impl": "Implementation",
                "verify": "Sandbox", "reflect": "Reflection", "register": "Registration",
-               "execute": "Execution", "answer": "Answer"}
+               "execute": "Execution", "answer": "Answer", "feedback": "Feedback",
+               "gate": "Repair gate"}
 
 
 @st.cache_resource(show_spinner="Starting the agent (database, embeddings, sandbox)...")
@@ -63,43 +68,62 @@ def render_event(container, item: dict) -> None:
 
 
 def chat_page(agent: Agent) -> None:
-    """Show the conversation and a request's live progress."""
+    """Show the conversation, a thumbs-down for the last answer, and a turn's progress."""
     session = current_session()
-    for message in agent.conversation(session):
+    messages = agent.conversation(session)
+    for message in messages:
         with st.chat_message(message["role"]):
             st.markdown(message["content"])
     request = st.chat_input("Ask for something a small Python tool could do")
-    if not request:
+    if request:
+        with st.chat_message("user"):
+            st.markdown(request)
+        with st.chat_message("assistant"):
+            show_turn(agent.stream(request, session))
+        messages = agent.conversation(session)
+    if messages and messages[-1]["role"] == "assistant":
+        thumbs_down(agent, session, len(messages))
+
+
+def thumbs_down(agent: Agent, session: str, count: int) -> None:
+    """Offer a thumbs-down on the last answer; one repairs the tool that gave it."""
+    note = st.text_input("Wrong answer? Say what was wrong (optional), then 👎",
+                         key=f"note-{session}-{count}")
+    if st.feedback("thumbs", key=f"verdict-{session}-{count}") == 0:
+        with st.chat_message("user"):
+            st.markdown(wrong_answer_request(note))
+        with st.chat_message("assistant"):
+            show_turn(agent.stream_repair(session, note))
+
+
+def show_turn(items) -> None:
+    """Show a turn's live progress, then its answer."""
+    status = st.status("Working...", expanded=True)
+    final: dict = {}
+    try:
+        for item in items:
+            if item["kind"] == "event":
+                render_event(status, item)
+            elif item["kind"] == "final":
+                final = item["state"]
+    except Exception as exc:  # never a traceback: say what failed
+        status.update(label="Failed", state="error")
+        st.error(f"Something went wrong: {type(exc).__name__}: {exc}")
         return
-    with st.chat_message("user"):
-        st.markdown(request)
-    with st.chat_message("assistant"):
-        status = st.status("Working...", expanded=True)
-        final: dict = {}
-        try:
-            for item in agent.stream(request, session):
-                if item["kind"] == "event":
-                    render_event(status, item)
-                elif item["kind"] == "final":
-                    final = item["state"]
-        except Exception as exc:  # never a traceback: say what failed
-            status.update(label="Failed", state="error")
-            st.error(f"Something went wrong: {type(exc).__name__}: {exc}")
-            return
-        failed = bool(final.get("error"))
-        tool = final.get("tool") or {}
-        label = f"{final.get('decision', '')}: {tool.get('name', '')}".strip(": ")
-        status.update(label=label or "Done", state="error" if failed else "complete",
-                      expanded=False)
-        if tool.get("status") == "experimental" and not failed:
-            st.warning(f"{tool['name']} is experimental: it did not pass all of its tests.")
-        if failed:
-            st.error(final.get("answer", final["error"]))
-        else:
-            st.markdown(final.get("answer", ""))
-            if final.get("result") is not None:
-                with st.expander("Raw result"):
-                    st.json(final.get("result"))
+    failed = bool(final.get("error") or final.get("failure"))
+    tool = final.get("tool") or {}
+    label = f"{final.get('decision', '')}: {tool.get('name', '')}".strip(": ")
+    status.update(label=label or "Done", state="error" if failed else "complete",
+                  expanded=False)
+    if tool.get("status") == "experimental" and not failed:
+        st.warning(f"{tool['name']} is experimental: it did not pass all of its tests.")
+    if failed:
+        st.error(final.get("answer") or final.get("error"))
+    else:
+        st.markdown(final.get("answer", ""))
+        if final.get("result") is not None:
+            with st.expander("Raw result"):
+                st.json(final.get("result"))
 
 
 def library_page(agent: Agent) -> None:
@@ -128,14 +152,16 @@ def library_page(agent: Agent) -> None:
             code_tab.code(record.code, language="python")
             tests_tab.code(record.tests, language="python")
             report_tab.json(record.report)
-            versions = library.versions(record.name)
-            for older, newer in zip(versions, versions[1:], strict=False):
-                diff = "\n".join(difflib.unified_diff(
-                    older.code.splitlines(), newer.code.splitlines(),
-                    f"v{older.version}", f"v{newer.version}", lineterm=""))
-                history_tab.code(diff or "(same code)", language="diff")
-            history_tab.table([{"version": v.version, "status": v.status, "reason": v.reason,
-                                "current": v.current} for v in versions])
+            history = library.history(record.name)
+            for version in history["versions"][1:]:
+                history_tab.code(version["diff"] or "(same code)", language="diff")
+            history_tab.table([{"version": v["version"], "status": v["status"],
+                                "reason": v["reason"], "current": v["current"],
+                                "uses": v["uses"], "success": v["success_rate"],
+                                "p50 s": v["p50_latency_s"],
+                                "tests added": ", ".join(t["name"] for t in v["tests"]
+                                                         if t["added_in"] == v["version"])}
+                               for v in history["versions"]])
 
 
 def settings_page(agent: Agent) -> None:

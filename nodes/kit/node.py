@@ -54,8 +54,10 @@ def library(runtime: Runtime[Context]):
     return services.library(runtime.context.library_schema)
 
 
-def sandbox(runtime: Runtime[Context]):
-    """Return the sandbox of the run."""
+def sandbox(runtime: Runtime[Context], limits: dict | None = None):
+    """Return the sandbox of the run (held to tighter ``limits`` when given)."""
+    if limits:
+        return services.sandbox(runtime.context.sandbox_backend, 0, limits)
     return services.sandbox(runtime.context.sandbox_backend, runtime.context.sandbox_pool)
 
 

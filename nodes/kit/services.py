@@ -6,17 +6,20 @@ Tests of the graph put stand-ins here with ``use``; everything else asks ``libra
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 
-from sandbox import Sandbox, shared_sandbox
+from sandbox import Limits, Sandbox, make_sandbox, shared_sandbox
 from tools_store.errors import LibraryError
 from tools_store.library import ToolLibrary
 
 _libraries: dict[str, ToolLibrary] = {}
 _stand_ins: dict[str, object] = {}
+_limited: dict[tuple, Sandbox] = {}
 _lock = threading.Lock()
 log = logging.getLogger(__name__)
 
@@ -44,11 +47,32 @@ def forget_library(schema: str) -> None:
         _libraries.pop(schema, None)
 
 
-def sandbox(backend: str = "docker", pool: int = 0) -> Sandbox:
-    """Return this process's sandbox for ``backend`` with ``pool`` warm containers."""
+def sandbox(backend: str = "docker", pool: int = 0, limits: dict | None = None) -> Sandbox:
+    """Return this process's sandbox for ``backend`` with ``pool`` warm containers.
+
+    ``limits`` (``timeout`` seconds, ``memory_mb``) asks for a sandbox held to tighter
+    limits than the configured ones (an experimental tool runs in one); it keeps no pool.
+    """
     if "sandbox" in _stand_ins:
         return _stand_ins["sandbox"]  # type: ignore[return-value]
-    return shared_sandbox(backend, pool)
+    if not limits:
+        return shared_sandbox(backend, pool)
+    base = Limits()
+    tight = replace(base, timeout=min(base.timeout, float(limits.get("timeout", base.timeout))),
+                    memory_mb=min(base.memory_mb, int(limits.get("memory_mb", base.memory_mb))))
+    key = (backend, tight.timeout, tight.memory_mb)
+    with _lock:
+        if key not in _limited:
+            _limited[key] = make_sandbox(backend, limits=tight)
+        return _limited[key]
+
+
+@atexit.register
+def _close_limited() -> None:
+    with _lock:
+        for held in _limited.values():
+            held.close()
+        _limited.clear()
 
 
 @contextlib.contextmanager

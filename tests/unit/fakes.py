@@ -2,11 +2,17 @@
 
 They keep the real records' shapes (ToolRecord, SearchResult, VerifyReport, CallResult) and
 never run generated code: a fake verification passes when the implementation says
-``# passes``, and a fake call returns the result the test put in ``results``.
+``# passes`` (and, for a suite with a test marked ``# regression``, ``# fixed``); a fake call
+returns what the implementation's ``# returns JSON`` marker says, else the result the test
+put in ``results``; ``# raises`` and ``# unavailable`` make it fail.
 """
 
 from __future__ import annotations
 
+import json
+import re
+
+from sandbox.core import declared_tests
 from sandbox.reports import CallResult, TestOutcome, VerifyReport
 from tools_store.errors import ToolExists, ToolNotFound
 from tools_store.models import Candidate, Evidence, EvidenceHit, SearchResult, ToolRecord, ToolSpec
@@ -24,7 +30,8 @@ class FakeLibrary:
         self.tools: dict[str, ToolRecord] = {}
         self.similarities = similarities or {}
         self.executions: list[dict] = []
-        self.reflections: list[dict] = []
+        self.reflection_log: list[dict] = []
+        self.history: dict[str, list[ToolRecord]] = {}
         self.stored_policy = overlay(DEFAULT_POLICY, {})
         self.model_id = "fake"
         self.evidence: list[EvidenceHit] = []
@@ -51,10 +58,12 @@ class FakeLibrary:
                      ttl_seconds: int) -> None:
         self.cache[(record.name, record.version, repr(sorted(arguments.items())))] = result
 
-    def add(self, spec: ToolSpec, code: str = "", status: str = "verified") -> ToolRecord:
+    def add(self, spec: ToolSpec, code: str = "", status: str = "verified",
+            tests: str = "") -> ToolRecord:
         record = ToolRecord(name=spec.name, version=1, status=status, spec=spec, code=code,
-                            tests="")
+                            tests=tests)
         self.tools[spec.name] = record
+        self.history[spec.name] = [record]
         return record
 
     def search(self, query: str, k: int = 5) -> SearchResult:
@@ -71,18 +80,23 @@ class FakeLibrary:
     def get(self, name: str, version: int | None = None) -> ToolRecord:
         if name not in self.tools:
             raise ToolNotFound(f"no tool {name!r}")
-        return self.tools[name]
+        if version is None:
+            return self.tools[name]
+        return self.history[name][version - 1]
 
     def name_taken(self, name: str) -> bool:
         return name in self.tools
 
     def register(self, spec: ToolSpec, code: str, tests: str, report: dict | None = None,
                  status: str = "verified", reason: str = "created",
-                 new_version: bool = False) -> ToolRecord:
+                 new_version: bool = False, origin: dict | None = None) -> ToolRecord:
         if spec.name in self.tools and not new_version:
             raise ToolExists(f"a tool named {spec.name!r} exists")
-        record = ToolRecord(name=spec.name, version=1, status=status, spec=spec, code=code,
-                            tests=tests, report=report or {}, reason=reason)
+        versions = self.history.setdefault(spec.name, [])
+        record = ToolRecord(name=spec.name, version=len(versions) + 1, status=status,
+                            spec=spec, code=code, tests=tests, report=report or {},
+                            reason=reason, origin=origin or {})
+        versions.append(record)
         self.tools[spec.name] = record
         return record
 
@@ -90,12 +104,38 @@ class FakeLibrary:
         return ""
 
     def record_execution(self, name, version, inputs, output, success, error="",
-                         duration=0.0, session_id="", request="", cached=False) -> None:
-        self.executions.append({"name": name, "inputs": inputs, "output": output,
-                                "success": success, "request": request, "cached": cached})
+                         duration=0.0, session_id="", request="", cached=False,
+                         code_hash="") -> None:
+        self.executions.append({"id": len(self.executions) + 1, "name": name,
+                                "version": version, "inputs": inputs, "output": output,
+                                "success": success, "error": error, "request": request,
+                                "session_id": session_id, "code_hash": code_hash,
+                                "marked_wrong": False, "cached": cached})
 
-    def log_reflection(self, name, attempt, failing_tests, note="", session_id="") -> None:
-        self.reflections.append({"name": name, "attempt": attempt})
+    def last_execution(self, session_id: str) -> dict | None:
+        mine = [e for e in self.executions if e["session_id"] == session_id]
+        return mine[-1] if mine else None
+
+    def mark_wrong(self, execution_id: int, note: str = "") -> None:
+        self.executions[execution_id - 1].update(marked_wrong=True, feedback=note)
+
+    def replay_set(self, name: str, limit: int) -> list[dict]:
+        wrong = [e["inputs"] for e in self.executions if e["marked_wrong"]]
+        chosen: list[dict] = []
+        for e in reversed(self.executions):
+            if (e["name"] == name and e["success"] and e["inputs"] not in wrong
+                    and e["inputs"] not in [c["inputs"] for c in chosen]):
+                chosen.append(e)
+        return chosen[:limit]
+
+    def log_reflection(self, name, attempt, failing_tests, note="", session_id="",
+                       kind="verify", version=None, details=None) -> None:
+        self.reflection_log.append({"name": name, "attempt": attempt, "kind": kind,
+                                    "version": version, "failing_tests": failing_tests,
+                                    "note": note})
+
+    def reflections(self, name: str) -> list[dict]:
+        return [r for r in self.reflection_log if r["name"] == name]
 
 
 class FakeSandbox:
@@ -111,13 +151,23 @@ class FakeSandbox:
         if "# infra" in implementation:
             return VerifyReport(status="infrastructure",
                                 detail="the sandbox was stopped from outside")
-        if "# passes" in implementation:
-            return VerifyReport(status="passed", passed=1, tool_calls=1,
-                                tests=[TestOutcome(name="test_it", outcome="passed",
-                                                   tool_calls=1)])
-        return VerifyReport(status="failed", failed=1, tests=[
-            TestOutcome(name="test_it", outcome="failed", message="assert 1 == 2")])
+        names = sorted(declared_tests(tests)) or ["test_it"]
+        if "# passes" in implementation and ("# regression" not in tests
+                                             or "# fixed" in implementation):
+            return VerifyReport(status="passed", passed=len(names), tool_calls=len(names),
+                                tests=[TestOutcome(name=n, outcome="passed", tool_calls=1)
+                                       for n in names])
+        return VerifyReport(status="failed", failed=len(names), tests=[
+            TestOutcome(name=n, outcome="failed", message="assert 1 == 2") for n in names])
 
     def call(self, implementation: str, function: str, args: dict, files=None) -> CallResult:
         self.calls.append((function, args))
+        if "# unavailable" in implementation:
+            return CallResult(ok=False, status="unavailable", error="no sandbox here")
+        if "# raises" in implementation:
+            return CallResult(ok=False, status="error", error_type="ValueError",
+                              error="bad input")
+        marker = re.search(r"# returns (.+)$", implementation, re.MULTILINE)
+        if marker:
+            return CallResult(ok=True, status="ok", result=json.loads(marker.group(1)))
         return CallResult(ok=True, status="ok", result=self.results.get(function))

@@ -89,7 +89,7 @@ def test_a_passing_reflection_registers_verified(tmp_path):
     library, sandbox = FakeLibrary(), FakeSandbox({"double_number": 42})
     route, _ = run(script(tmp_path, *synthesis([BAD, GOOD])), "double 21", library, sandbox)
     assert route.count("verify") == 2 and library.tools["double_number"].status == "verified"
-    assert library.reflections == [{"name": "double_number", "attempt": 1}]
+    assert [(r["name"], r["attempt"]) for r in library.reflection_log] == [("double_number", 1)]
 
 
 def test_an_infrastructure_fault_ends_the_turn_without_reflection_or_registration(tmp_path):
@@ -98,7 +98,7 @@ def test_an_infrastructure_fault_ends_the_turn_without_reflection_or_registratio
     route, state = run(script(tmp_path, *synthesis([infra, GOOD])), "double 21", library,
                        sandbox)
     assert route[-3:] == ["impl", "verify", "answer"]
-    assert "reflect" not in route and library.tools == {} and library.reflections == []
+    assert "reflect" not in route and library.tools == {} and library.reflection_log == []
     assert "outside it" in state["error"] and state["answer"].startswith("Sorry")
 
 
@@ -140,7 +140,8 @@ def test_the_verify_band_asks_the_judge(tmp_path, serves, tail):
     entries[1] = reply("spec", spec)
     entries[2] = reply("tests", {"tests": TESTS.replace("double_number", "times_two")})
     entries.append(reply("judge", {"serves": serves, "reason": "why"}))
-    route, state = run(script(tmp_path, *entries), "double 21", library, FakeSandbox())
+    sandbox = FakeSandbox({"double_number": 42, "times_two": 42})  # numbers, as declared
+    route, state = run(script(tmp_path, *entries), "double 21", library, sandbox)
     assert route[3:] == tail and state["judge"]["serves"] is serves
 
 
