@@ -66,7 +66,9 @@ def cmd_ask(args) -> int:
         return 2
     on_event = None if args.json else (
         lambda e: print(f"  [{e['step']}] {e['message']}", file=sys.stderr))
-    resident = not (args.in_process or getattr(args, "new_tool", False))
+    from graph.resident import enabled
+
+    resident = enabled() and not (args.in_process or getattr(args, "new_tool", False))
     result = _via_resident(args, on_event) if resident else None
     if result is None:
         from graph.runner import summary
@@ -86,12 +88,12 @@ def cmd_ask(args) -> int:
 
 def cmd_chat(args) -> int:
     """Hold a conversation in the terminal, serving `sea ask` from other terminals too."""
-    from graph.resident import ResidentServer
+    from graph.resident import ResidentServer, enabled
     from graph.runner import SCRIPTED_BANNER, new_session_id, summary
 
     agent = _agent(args)
     try:
-        resident = ResidentServer(agent)
+        resident = ResidentServer(agent) if enabled() else None
     except OSError:
         resident = None  # another agent already serves this data directory
     session = args.session or new_session_id()
