@@ -26,8 +26,8 @@ def cmd_feedback(args) -> int:
         recorded = {**item.model_dump(), "strength": item.strength}
         line = (f"recorded: {item.tool} v{item.version} {verdict} {item.request!r} "
                 f"({item.source}, {item.strength})")
-        if serves:
-            emit({"evidence": recorded}, args.json, [line])
+        if serves or args.no_repair:
+            emit(recorded, args.json, [line])
             return 0
         if not args.json:
             print(line)
@@ -52,5 +52,7 @@ def add_parsers(sub) -> None:
                          help="the answer was wrong (an optional note why): repair the tool")
     verdict.add_argument("--right", nargs="?", const="", metavar="NOTE",
                          help="the answer was right")
+    p.add_argument("--no-repair", action="store_true",
+                   help="with --wrong: record the verdict only, repair nothing")
     common_options(p)
     p.set_defaults(func=cmd_feedback)

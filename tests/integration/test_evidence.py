@@ -101,7 +101,8 @@ def test_a_user_marking_an_answer_wrong_turns_into_negative_evidence(make_agent,
     agent.ask("double the number 21")
     agent.ask("what is 8 times two", "wrong-session")
     run = subprocess.run([sys.executable, "-m", "cli", "feedback", "wrong-session", "--wrong",
-                          "I meant add two", "--json"], cwd=ROOT, capture_output=True,
+                          "I meant add two", "--no-repair", "--json"], cwd=ROOT,
+                         capture_output=True,
                          text=True, timeout=300,
                          env={**os.environ, "SEA_LIBRARY_SCHEMA": agent.context.library_schema})
     assert run.returncode == 0, run.stderr[-2000:]

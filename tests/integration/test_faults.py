@@ -52,7 +52,9 @@ def script(tmp_path: Path, **overrides) -> Path:
     """Write a scripted model that synthesizes double_number (every step may be replaced)."""
     steps = {"plan": [PLAN], "spec": [SPEC], "tests": [{"tests": TESTS}],
              "impl": [{"code": GOOD}], "reflect": [{"code": GOOD}],
-             "args": [{"arguments": {"x": 21}}], "answer": [{"answer": "42"}]}
+             "args": [{"arguments": {"x": 21}}], "answer": [{"answer": "42"}],
+             # Discovery reuses only on strong evidence: a later turn asks the judge first.
+             "judge": [{"serves": True, "tool": "double_number", "reason": "same operation"}]}
     steps.update(overrides)
     path = tmp_path / f"script-{uuid.uuid4().hex[:6]}.json"
     path.write_text(json.dumps({"replies": [{"step": step, "match": "", "replies": replies}
@@ -585,13 +587,14 @@ def test_nul_and_lone_surrogates_in_requests_end_in_clear_messages(make_agent, t
 
 
 def test_a_result_that_cannot_be_stored_is_escaped_and_still_logged(make_agent, tmp_path):
-    from tools_store.models import ToolSpec
+    from tools_store.models import Returns, ToolSpec
 
     agent = make_agent(script(tmp_path, plan=[{"kind": "single",
                                                "standalone_request": "join the odd text"}],
-                              args=[{"arguments": {}}]))
+                              args=[{"arguments": {}}],
+                              judge=[{"serves": True, "tool": "odd_text", "reason": "it joins"}]))
     spec = ToolSpec(name="odd_text", description="Join the odd text.",
-                    examples=["join the odd text"])
+                    examples=["join the odd text"], returns=Returns(type="array"))
     code = "def odd_text():\n    return ['a\\x00b', '\\ud800', {'k\\x00': 1}]\n"
     library_of(agent).register(spec, code, "")
     state = agent.ask("join the odd text")
