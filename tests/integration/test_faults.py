@@ -469,13 +469,13 @@ from graph.runner import Agent
 gate = Path(sys.argv[1])
 real = library_module.ToolLibrary.register_many
 
-def meet_then_register(self, items, new_version=False):
+def meet_then_register(self, items, new_version=False, **options):
     # Both processes reach registration before either registers: the race, every time.
     (gate / str(os.getpid())).touch()
     deadline = time.monotonic() + 300
     while len(list(gate.iterdir())) < 2 and time.monotonic() < deadline:
         time.sleep(0.02)
-    return real(self, items, new_version=new_version)
+    return real(self, items, new_version=new_version, **options)
 
 library_module.ToolLibrary.register_many = meet_then_register
 agent = Agent(sandbox_pool=0)
