@@ -122,11 +122,12 @@ class Agent:
     def start_repair(self, session_id: str, note: str = "",
                      on_event: Callable[[dict], None] | None = None) -> dict:
         """Mark the session's last answer wrong and repair the tool that gave it (a turn)."""
-        return self.ask(wrong_answer_request(note), session_id, on_event, {"note": note})
+        return self.ask(wrong_answer_request(note), session_id, on_event,
+                        feedback={"note": note})
 
     def stream_repair(self, session_id: str, note: str = "") -> Iterator[dict]:
         """Stream the turn of ``start_repair`` (for pages that show its progress)."""
-        return self.stream(wrong_answer_request(note), session_id, {"note": note})
+        return self.stream(wrong_answer_request(note), session_id, feedback={"note": note})
 
     def state(self, session_id: str) -> dict:
         """Return the session's current state values."""
