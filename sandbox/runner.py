@@ -823,7 +823,11 @@ def main():
         if time.monotonic() - started > timeout:
             timed_out = True
             break
-        readable, _, _ = select.select(list(open_fds), [], [], 0.02)
+        # Once the report has ended the judge is on its way out: look for it often, since the
+        # worker still holds the output pipes open; once it is gone, drain once and stop.
+        finished = status is not None and report_fd not in open_fds
+        wait = 0.0 if finished else (0.02 if report_fd in open_fds else 0.002)
+        readable, _, _ = select.select(list(open_fds), [], [], wait)
         for fd in readable:
             if fd == report_fd:
                 chunk, ancillary, _, _ = collector_end.recvmsg(65536, credentials)
@@ -840,7 +844,7 @@ def main():
                 buffers[fd] += chunk[:room]
             if len(chunk) > room:
                 overflow[fd] = True
-        if status is not None and not readable:
+        if finished or (status is not None and not readable):
             # The judge is gone; a process holding a pipe open must not keep us waiting.
             break
 
