@@ -653,10 +653,12 @@ def _write_text(path, text):
 
 
 def _write_inputs(job, folder):
+    step = 1 << 21  # decode in slices: two processes write their copies at once
     for name, hex_content in job.get("inputs", {}).items():
         path = os.path.join(folder, name)
         with open(path, "wb") as fh:
-            fh.write(bytes.fromhex(hex_content))
+            for start in range(0, len(hex_content), step):
+                fh.write(bytes.fromhex(hex_content[start:start + step]))
         os.chmod(path, 0o444)
 
 
@@ -825,7 +827,11 @@ def main():
         if time.monotonic() - started > timeout:
             timed_out = True
             break
-        readable, _, _ = select.select(list(open_fds), [], [], 0.02)
+        # Once the report has ended the judge is on its way out: look for it often, since the
+        # worker still holds the output pipes open; once it is gone, drain once and stop.
+        finished = status is not None and report_fd not in open_fds
+        wait = 0.0 if finished else (0.02 if report_fd in open_fds else 0.002)
+        readable, _, _ = select.select(list(open_fds), [], [], wait)
         for fd in readable:
             if fd == report_fd:
                 chunk, ancillary, _, _ = collector_end.recvmsg(65536, credentials)
@@ -842,7 +848,7 @@ def main():
                 buffers[fd] += chunk[:room]
             if len(chunk) > room:
                 overflow[fd] = True
-        if status is not None and not readable:
+        if finished or (status is not None and not readable):
             # The judge is gone; a process holding a pipe open must not keep us waiting.
             break
 

@@ -76,14 +76,29 @@ def any_sandbox(request):
 
 
 def sandbox_processes() -> list[str]:
-    """List host processes of a sandbox user: the runner, the tests, the implementation, and
-    anything they started under any name (none may outlive a run)."""
+    """List this session's processes of a sandbox user (uids from UID_FLOOR up): the runner,
+    the tests, the implementation and anything they started, under any name.
+
+    Only descendants of this test process count (a bubblewrap run's processes stay inside its
+    pid namespace under the runner, or die with it); Docker's live in containers, which
+    sandbox_containers() checks. Runs of other checkouts sharing the machine do not count.
+    """
     from sandbox.core import UID_FLOOR
 
-    out = subprocess.run(["ps", "-eo", "pid=,uid=,args="], capture_output=True,
+    out = subprocess.run(["ps", "-eo", "pid=,ppid=,uid=,args="], capture_output=True,
                          text=True).stdout
-    return [line.strip() for line in out.splitlines()
-            if line.split()[1].isdigit() and int(line.split()[1]) >= UID_FLOOR]
+    rows = [line.split(None, 3) for line in out.splitlines() if len(line.split()) >= 3]
+    parent = {int(r[0]): int(r[1]) for r in rows}
+    mine = {os.getpid()}
+    changed = True
+    while changed:
+        changed = False
+        for pid, ppid in parent.items():
+            if ppid in mine and pid not in mine:
+                mine.add(pid)
+                changed = True
+    return [" ".join(r) for r in rows
+            if int(r[0]) in mine and int(r[2]) >= UID_FLOOR]
 
 
 def sandbox_containers() -> list:

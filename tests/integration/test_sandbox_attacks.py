@@ -901,3 +901,16 @@ def test_concurrent_runs_do_not_share_per_user_limits(any_sandbox):
         assert instances >= min(limit, 200) - 8 and children >= any_sandbox.limits.pids // 2
     assert len({host_uid(r.result[2], r.result[3]) for r in results}) == 2
     assert_nothing_left(any_sandbox)
+
+
+def test_a_worker_that_keeps_printing_does_not_hold_the_verdict(any_sandbox):
+    # The implementation's process outlives the suite; its endless output is capped and the
+    # verdict comes when the tests end, not at the time limit.
+    impl = ("import sys, threading\n\n"
+            "def _spam():\n    while True:\n        sys.stdout.write('x' * 1000)\n\n"
+            "threading.Thread(target=_spam, daemon=True).start()\n\n"
+            "def add(a, b):\n    return a + b\n")
+    report = any_sandbox.verify(impl, ADD_SUITE)
+    assert report.ok and report.output_truncated, report.summary()
+    assert len(report.stdout) <= any_sandbox.limits.output_bytes
+    assert_nothing_left(any_sandbox)
