@@ -188,10 +188,7 @@ class DockerBackend:
             stream.close()
 
     def run(self, job: bytes) -> RawRun:
-        """Run one job in a fresh (or pre-started) container and remove it.
-
-        Docker failing mid-run is a fault (SandboxUnavailable when the daemon is gone).
-        """
+        """Run one job in a fresh (or warm) container, then remove it; Docker failing is a fault."""
         container = self.pool.take() if self.pool else None
         if container is None:
             container = self.start_container()
@@ -223,6 +220,8 @@ class DockerBackend:
             except Exception as exc:
                 raise self._fault("lost the sandbox before its report was read", exc) from exc
             oom = bool(container.attrs.get("State", {}).get("OOMKilled"))
+            if exit_code == 137 and not (oom or host_timed_out) and self.pool:
+                self.pool.flush()  # killed from outside: what waits may have been killed too
             return RawRun(output=output, exit_code=exit_code, oom_killed=oom,
                           host_timed_out=host_timed_out, duration=duration, backend=self.name)
         finally:

@@ -133,14 +133,20 @@ class Sweeper:
         with self._lock:
             return set(self._orphans)
 
-    def run_once(self) -> int:
-        """Sweep now; return how many containers were removed."""
-        client = self._client_factory()
-        removed = sweep(client)
+    def remove_orphans(self, client=None) -> int:
+        """Remove this process's containers whose removal failed; return how many."""
+        client = client or self._client_factory()
+        removed = 0
         for container_id in self.orphans():
             removed += remove(client, container_id)
             with self._lock:
                 self._orphans.discard(container_id)
+        return removed
+
+    def run_once(self) -> int:
+        """Sweep now; return how many containers were removed."""
+        client = self._client_factory()
+        removed = sweep(client) + self.remove_orphans(client)
         self.sweeps += 1
         self.removed += removed
         return removed

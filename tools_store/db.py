@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
-from psycopg.rows import tuple_row
+from psycopg import sql
+from psycopg.rows import dict_row, tuple_row
 
 from .errors import DatabaseUnavailable
 
@@ -126,6 +127,66 @@ def setup_lock(url: str | None = None) -> Iterator[None]:
             yield
         finally:
             conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (SETUP_LOCK,))
+
+
+# Connections a library holds for its reads, whatever the number of threads running turns.
+READ_POOL_SIZE = 8
+
+
+class Rows:
+    """The fetched rows of one statement (what callers of ``execute`` read)."""
+
+    def __init__(self, rows: list):
+        self._rows = rows
+
+    def fetchone(self):
+        """Return the first row, or None."""
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self) -> list:
+        """Return every row."""
+        return self._rows
+
+
+class PooledReads:
+    """Autocommit reads on a small pool; each ``execute`` borrows a connection for one statement.
+
+    Rows come back fetched, so no connection is held between statements: any number of
+    threads share ``size`` connections, and a new thread never opens one of its own.
+    """
+
+    def __init__(self, url: str, schema: str, size: int = READ_POOL_SIZE):
+        self.url, self.schema, self.size = url, schema, size
+        self._pool = None
+        self._lock = threading.Lock()
+
+    def _configure(self, conn: psycopg.Connection) -> None:
+        conn.execute(sql.SQL("SET search_path TO {}, public").format(sql.Identifier(self.schema)))
+
+    def pool(self):
+        """Return the pool, opened on first use."""
+        with self._lock:
+            if self._pool is None:
+                from psycopg_pool import ConnectionPool
+
+                self._pool = ConnectionPool(
+                    self.url, min_size=1, max_size=self.size, open=True, timeout=15,
+                    num_workers=1, configure=self._configure, name=f"reads-{self.schema}",
+                    kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": 10})
+            return self._pool
+
+    def execute(self, query, params=None) -> Rows:
+        """Run one statement and return its rows."""
+        with self.pool().connection() as conn:
+            cursor = conn.execute(query, params)
+            return Rows(cursor.fetchall() if cursor.description else [])
+
+    def close(self) -> None:
+        """Close the pool (it opens again on the next read)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
 
 
 def connect(url: str | None = None, **kwargs) -> psycopg.Connection:

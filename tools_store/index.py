@@ -34,7 +34,7 @@ class ToolIndex:
     _engines_lock = threading.Lock()
 
     def __init__(self, url: str, schema: str, model_id: str,
-                 reader: Callable[[], psycopg.Connection],
+                 reader: Callable[[], db.PooledReads],
                  connect: Callable[[], psycopg.Connection]):
         self.url, self.schema, self.model_id = url, schema, model_id
         self._reader, self._connect = reader, connect

@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -79,7 +78,7 @@ class ToolLibrary:
                                        else sea_home() / f"tools-{schema}")
         self.mirror = FileMirror(self.files_dir)
         self.model_id = model_id or embedding_model_id()
-        self._local = threading.local()
+        self._reads = db.PooledReads(self.url, schema)
         self.index = ToolIndex(self.url, schema, self.model_id, self._reader, self.connect)
         try:
             with self.connect() as conn:
@@ -97,20 +96,13 @@ class ToolLibrary:
         conn.commit()
         return conn
 
-    def _reader(self) -> psycopg.Connection:
-        """Return this thread's long-lived autocommit connection for reads."""
-        conn = getattr(self._local, "conn", None)
-        if conn is None or conn.closed:
-            conn = self.connect()
-            conn.autocommit = True
-            self._local.conn = conn
-        return conn
+    def _reader(self) -> db.PooledReads:
+        """Return the library's reads: each statement borrows a connection of a small pool."""
+        return self._reads
 
     def close(self) -> None:
-        """Close this thread's read connection."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and not conn.closed:
-            conn.close()
+        """Close the read connections."""
+        self._reads.close()
 
     @property
     def channel(self) -> str:
