@@ -205,15 +205,15 @@ def cmd_library(args) -> int:
     return 0
 
 
-REPAIR_ROUTE = ["enrich", "plan", "retrieve", "decide", "execute", "reflect", "verify", "gate",
-                "register", "execute", "answer"]
+REPAIR_ROUTE = ["enrich", "plan", "retrieve", "decide", "execute", "reflect", "gate", "register",
+                "execute", "answer"]
 
 
 def cmd_pipeline(args) -> int:
     """Time the reuse, synthesis and repair paths end to end with the scripted model.
 
     The repair path: a reused tool fails on an edge input, is repaired (regression test
-    proven on v1, suite and replay on v2, registration) and serves the request.
+    proven on v1, suite and replay of v2 at once, registration) and serves the request.
     """
     from graph.runner import Agent
     from nodes.kit import services

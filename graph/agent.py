@@ -52,22 +52,27 @@ def after_decide(state: AgentState) -> Literal["execute", "spec", "answer"]:
     return "spec"
 
 
-def after_verify(state: AgentState) -> Literal["register", "reflect", "gate", "answer"]:
+def after_verify(state: AgentState) -> Literal["register", "reflect", "answer"]:
     """Register a pass; reflect on a failure while retries remain, then go experimental.
 
     A run that says nothing about the code (the sandbox unavailable, or broken from outside)
-    is never reflected on nor registered: the turn ends with its error. A repair (``failure``
-    set) never registers from here: its gate decides.
+    is never reflected on nor registered: the turn ends with its error. A repair never comes
+    here: reflect hands it to its gate.
     """
     if state.get("error") or state.get("report", {}).get("status") in NOT_A_VERDICT:
         return "answer"
-    if state.get("failure"):
-        return "gate"
     if state.get("report", {}).get("status") == "passed":
         return "register"
     if state.get("attempts", 0) <= state["policy"]["max_retries"]:
         return "reflect"
     return "register"
+
+
+def after_reflect(state: AgentState) -> Literal["verify", "gate", "answer"]:
+    """Verify a fix for failing tests; a repair goes to its gate, which verifies and replays."""
+    if state.get("error"):
+        return "answer"
+    return "gate" if state.get("failure") else "verify"
 
 
 def repair_or_answer(state: AgentState) -> Literal["reflect", "answer"]:
@@ -98,8 +103,7 @@ def build_graph() -> StateGraph:
     builder.add_edge(START, "enrich")
     # Steps that either go on or end the turn with a clear error (one path map each).
     for step, following in [("retrieve", "decide"), ("spec", "tests"),
-                            ("tests", "impl"), ("impl", "verify"), ("reflect", "verify"),
-                            ("register", "execute")]:
+                            ("tests", "impl"), ("impl", "verify"), ("register", "execute")]:
         builder.add_conditional_edges(step, ok_or_answer, {"next": following,
                                                            "answer": "answer"})
     # A thumbs-down on the last answer starts a repair; anything else is planned.
@@ -107,11 +111,11 @@ def build_graph() -> StateGraph:
     builder.add_conditional_edges("plan", after_plan)
     # Reuse runs the tool at once; everything else goes through spec, tests and impl.
     builder.add_conditional_edges("decide", after_decide)
-    # The bounded reflection loop: verify -> reflect -> verify, counted in ``attempts``; a
-    # repair's verification goes to its gate instead.
+    # The bounded reflection loop: verify -> reflect -> verify, counted in ``attempts``.
     builder.add_conditional_edges("verify", after_verify)
+    builder.add_conditional_edges("reflect", after_reflect)
     # The repair loop, counted in ``repairs``: a failure in use (or a marked-wrong answer)
-    # -> reflect -> verify -> gate -> register -> execute again; a refused repair retries.
+    # -> reflect -> gate -> register -> execute again; a refused repair retries.
     builder.add_conditional_edges("execute", repair_or_answer)
     builder.add_conditional_edges("feedback", repair_or_answer)
     builder.add_conditional_edges("gate", after_gate)

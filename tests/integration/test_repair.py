@@ -25,8 +25,8 @@ from nodes.kit.scripted import DEMO_SCRIPT
 from sandbox.core import declared_tests
 
 ROOT = Path(__file__).resolve().parents[2]
-REPAIRED_ROUTE = ["enrich", "plan", "retrieve", "decide", "execute", "reflect", "verify",
-                  "gate", "register", "execute", "answer"]
+REPAIRED_ROUTE = ["enrich", "plan", "retrieve", "decide", "execute", "reflect", "gate",
+                  "register", "execute", "answer"]
 REGRESSION = "test_negative_number_sums_the_digits_of_its_magnitude"
 make_agent = test_pipeline.make_agent  # the fixture: agents on throwaway library schemas
 
@@ -260,8 +260,8 @@ def test_sea_feedback_marks_the_answer_wrong_and_repairs_it(sea, docker_sandbox)
         assert code == 0 and first["result"] == 2
         code, fixed = sea("feedback", session, "--wrong", "halves round up", schema=schema)
         assert code == 0, fixed
-        assert fixed["route"] == ["enrich", "feedback", "reflect", "verify", "gate",
-                                  "register", "execute", "answer"]
+        assert fixed["route"] == ["enrich", "feedback", "reflect", "gate", "register",
+                                  "execute", "answer"]
         assert fixed["result"] == 3 and fixed["version"] == 2
         # The demo records no answer for this request: the result is said plainly.
         assert fixed["answer"].startswith("round_to_nearest returned 3. (round_to_nearest v1 "
@@ -307,7 +307,7 @@ def test_a_thumbs_down_in_the_app_repairs_the_tool(app):
     shown = [m.value for m in app.markdown]
     assert any(t.startswith("**Feedback** — round_to_nearest v1 answered 2 for {\"x\": 2.5}, "
                             "which the user marked wrong: halves round up") for t in shown)
-    assert any(t.startswith("**Repair gate** — suite passed") for t in shown)
+    assert any(t.startswith("**Repair gate** — sandbox: passed: 5 passed") for t in shown)
     assert shown[-1].startswith("round_to_nearest returned 3. (round_to_nearest v1 failed on "
                                 "this; it was repaired into v2")
     library = services.library(os.environ["SEA_LIBRARY_SCHEMA"])

@@ -33,8 +33,8 @@ def test_langgraph_dev_serves_the_graph(docker_sandbox, tmp_path):
                        if e.get("conditional")}
         assert {("verify", "reflect"), ("reflect", "verify"), ("verify", "register"),
                 ("decide", "execute"), ("decide", "spec")} <= conditional
-        # The repair loop: a failure in use (or a thumbs-down) -> reflect -> verify -> gate.
-        assert {("execute", "reflect"), ("verify", "gate"), ("gate", "register"),
+        # The repair loop: a failure in use (or a thumbs-down) -> reflect -> gate.
+        assert {("execute", "reflect"), ("reflect", "gate"), ("gate", "register"),
                 ("gate", "reflect"), ("enrich", "feedback"), ("feedback", "reflect")} <= conditional
         thread = client.threads.create()
         route = []

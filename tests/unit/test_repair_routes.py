@@ -1,5 +1,5 @@
-"""Routing of the repair loop: a failure in use -> reflect -> verify -> gate -> register ->
-execute, bounded by the policy's retries; the thumbs-down path; what is not a failure.
+"""Routing of the repair loop: a failure in use -> reflect -> gate -> register -> execute,
+bounded by the policy's retries; the thumbs-down path; what is not a failure.
 
 In memory, with the stand-ins of ``fakes.py`` (their markers decide what passes and what
 a call returns). The same loop runs against the real parts in
@@ -27,8 +27,8 @@ TESTS = ("from tool import double_number\n\n"
 REGRESSION = ("from tool import double_number\n\n\n"
               "def test_twenty_one():  # regression\n    assert double_number(21) == 42\n")
 FIXED = "def double_number(x):\n    return 2 * x  # passes # fixed\n# returns 42\n"
-REPAIRED = [["enrich", "plan", "retrieve", "decide", "execute", "reflect", "verify", "gate",
-             "register", "execute", "answer"]]
+REPAIRED = [["enrich", "plan", "retrieve", "decide", "execute", "reflect", "gate", "register",
+             "execute", "answer"]]
 
 
 def script(tmp_path, repairs: list[dict], answers=("42",)) -> str:
@@ -133,7 +133,7 @@ def test_a_replay_that_changes_a_past_output_refuses_the_repair(tmp_path):
     changing = {"regression_test": REGRESSION,
                 "code": "def double_number(x):\n    return 42  # passes # fixed\n# returns 42\n"}
     route, state = run(script(tmp_path, [changing]), library, FakeSandbox(), max_retries=1)
-    assert route[-3:] == ["verify", "gate", "answer"]
+    assert route[-3:] == ["reflect", "gate", "answer"]
     assert 'changes the output of logged past executions: {"x": 1} gave 2 and now gives 42' \
         in state["answer"]
     assert library.get("double_number").version == 1
@@ -148,8 +148,7 @@ def test_a_thumbs_down_repairs_the_tool_that_gave_the_last_answer(tmp_path):
     assert first["result"] == 21 and "reflect" not in first_route
     route, state = run(model, library, FakeSandbox(), request="That answer was wrong",
                        saver=saver, thread="s", feedback={"note": "21 doubled is 42"})
-    assert route == ["enrich", "feedback", "reflect", "verify", "gate", "register", "execute",
-                     "answer"]
+    assert route == ["enrich", "feedback", "reflect", "gate", "register", "execute", "answer"]
     assert library.executions[0]["marked_wrong"] is True
     assert state["failure"] == {} and state["result"] == 42
     assert state["standalone_request"] == "double 21"
@@ -180,6 +179,6 @@ def test_the_drawing_shows_the_repair_loop():
     drawing = build_graph().compile().get_graph()
     conditional = {(e.source, e.target) for e in drawing.edges if e.conditional}
     assert {("execute", "reflect"), ("execute", "answer"), ("reflect", "verify"),
-            ("verify", "gate"), ("gate", "register"), ("gate", "reflect"), ("gate", "answer"),
+            ("reflect", "gate"), ("gate", "register"), ("gate", "reflect"), ("gate", "answer"),
             ("register", "execute"), ("enrich", "feedback"),
             ("feedback", "reflect")} <= conditional
