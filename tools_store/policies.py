@@ -23,8 +23,10 @@ DEFAULT_POLICY = {
     # judge decides, ``evidence`` the radius within which stored verdicts count as near.
     # The local model's ``reuse`` sits above every near miss measured on the development
     # and first held-out sets (the highest: 0.86); `sea policy tune` on those sets proposed
-    # lower values that failed on the held-back part and were refused. "default" (any other
-    # model, OpenAI's included) is not calibrated.
+    # lower values that failed on the held-back part and were refused. Its ``verify`` is
+    # 2.4 standard deviations below the mean similarity of their true requests (0.60, sd
+    # 0.12; the lowest was 0.35). "default" (any other model, OpenAI's included) is not
+    # calibrated.
     "thresholds": {
         LOCAL_ID: {"reuse": 0.88, "verify": 0.3, "evidence": 0.6},
         "default": {"reuse": 0.9, "verify": 0.4, "evidence": 0.8},
