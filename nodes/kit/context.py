@@ -13,7 +13,6 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
-
 # Read once, when the settings are first imported: set variables win over the file, and a
 # run (in Studio, inside an event loop) never touches the disk to build its context.
 load_dotenv(Path.cwd() / ".env", override=False)
