@@ -148,9 +148,25 @@ def change_for(key: str, raw: str) -> dict:
     except ValueError:
         value = raw
     change: dict = value
-    for part in reversed(key.split(".")):
+    for part in reversed(key_path(key)):
         change = {part: change}
     return change
+
+
+def key_path(key: str) -> list[str]:
+    """Split a dotted key; ``thresholds.MODEL.NAME`` keeps a model id's own dots."""
+    parts = key.split(".")
+    if parts[0] == "thresholds" and len(parts) > 3:
+        parts = [parts[0], ".".join(parts[1:-1]), parts[-1]]
+    return parts
+
+
+def value_at(policy: dict, key: str):
+    """Return the value of a dotted key, or None."""
+    value = policy
+    for part in key_path(key):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
 
 
 def check(policy: dict) -> None:
