@@ -183,11 +183,15 @@ def _bench_library_size(library: ToolLibrary, size: int, searches: int,
     embeddings = library.vector_store().embeddings
     vectors = embeddings.embed_documents(queries)
     library.search(queries[0], vector=vectors[0])  # warm the connection and the plan
-    with_embedding, without = [], []
+    with_embedding, without, lookups = [], [], []
+    radius = library.decision_rule()["evidence"]
     for query, vector in zip(queries, vectors, strict=True):
         start = time.perf_counter()
         library.search(query, vector=vector)
         without.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        library.nearby_evidence(query, vector, radius)
+        lookups.append(time.perf_counter() - start)
         start = time.perf_counter()
         library.search(query)
         with_embedding.append(time.perf_counter() - start)
@@ -195,6 +199,7 @@ def _bench_library_size(library: ToolLibrary, size: int, searches: int,
             "register_one_p50_s": round(statistics.median(single), 4),
             "register_bulk_per_tool_s": round(bulk_seconds / max(1, size - sample), 5),
             "search_without_embedding_ms": percentiles(without, 1000, 2),
+            "evidence_lookup_alone_ms": percentiles(lookups, 1000, 2),
             "search_with_embedding_ms": percentiles(with_embedding, 1000, 2)}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from tools_store.library import ToolLibrary
-from tools_store.policies import calibration_note, change_for
+from tools_store.policies import calibration_note, change_for, value_at
 
 from .output import emit
 
@@ -33,17 +33,10 @@ def cmd_set(args) -> int:
     library = ToolLibrary()
     version = library.set_policy(change_for(args.key, args.value),
                                  note=args.note or f"set {args.key} = {args.value}")
-    value = _lookup(library.policy(), args.key)
+    value = value_at(library.policy(), args.key)
     emit({"version": version, "key": args.key, "value": value}, args.json,
          [f"policy version {version}: {args.key} = {json.dumps(value)}"])
     return 0
-
-
-def _lookup(policy: dict, key: str):
-    value = policy
-    for part in key.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return value
 
 
 def cmd_history(args) -> int:

@@ -324,6 +324,10 @@ class ToolLibrary:
             evidence.add(conn, [item], [vector])
         return item
 
+    def nearby_evidence(self, query: str, vector: list[float], radius: float) -> list:
+        """Return the same request's evidence and the nearest within ``radius``."""
+        return evidence.lookup(self._reader(), query, vector, radius)
+
     def evidence(self, tool: str | None = None, limit: int = 50) -> list[dict]:
         """Return recent evidence (of one tool, or all), newest first."""
         return evidence.listing(self._reader(), tool, limit)
@@ -409,7 +413,7 @@ class ToolLibrary:
         best = self.index.nearest(vector, k=max(20, k * 4))
         policy = self.policy()
         rule = policies.decision_rule(policy, self.model_id)
-        hits = evidence.lookup(self._reader(), query, vector, rule["evidence"])
+        hits = self.nearby_evidence(query, vector, rule["evidence"])
         named = {h.tool for h in hits}
         if named - set(best):
             best.update(self.index.similarity_to(vector, sorted(named - set(best))))

@@ -23,8 +23,10 @@ DEFAULT_POLICY = {
     # judge decides, ``evidence`` the radius within which stored verdicts count as near.
     # The local model's ``reuse`` sits above every near miss measured on the development
     # and first held-out sets (the highest: 0.86); `sea policy tune` on those sets proposed
-    # lower values that failed on the held-back part and were refused. "default" (any other
-    # model, OpenAI's included) is not calibrated.
+    # lower values that failed on the held-back part and were refused. Its ``verify`` is
+    # 2.4 standard deviations below the mean similarity of their true requests (0.60, sd
+    # 0.12; the lowest was 0.35). "default" (any other model, OpenAI's included) is not
+    # calibrated.
     "thresholds": {
         LOCAL_ID: {"reuse": 0.88, "verify": 0.3, "evidence": 0.6},
         "default": {"reuse": 0.9, "verify": 0.4, "evidence": 0.8},
@@ -153,9 +155,25 @@ def change_for(key: str, raw: str) -> dict:
     except ValueError:
         value = raw
     change: dict = value
-    for part in reversed(key.split(".")):
+    for part in reversed(key_path(key)):
         change = {part: change}
     return change
+
+
+def key_path(key: str) -> list[str]:
+    """Split a dotted key; ``thresholds.MODEL.NAME`` keeps a model id's own dots."""
+    parts = key.split(".")
+    if parts[0] == "thresholds" and len(parts) > 3:
+        parts = [parts[0], ".".join(parts[1:-1]), parts[-1]]
+    return parts
+
+
+def value_at(policy: dict, key: str):
+    """Return the value of a dotted key, or None."""
+    value = policy
+    for part in key_path(key):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
 
 
 def check(policy: dict) -> None:

@@ -15,7 +15,7 @@ from nodes.decide import preview
 from tools_store.errors import IndexModelMismatch, InvalidToolName, ToolExists, ToolNotFound
 from tools_store.library import ToolLibrary
 from tools_store.migrations import migrate
-from tools_store.models import ToolSpec, check_tool_name
+from tools_store.models import Evidence, ToolSpec, check_tool_name
 
 CODE = "def kilometers_to_miles(km: float) -> float:\n    return km * 0.621371\n"
 TESTS = ("from tool import kilometers_to_miles\n\n"
@@ -211,8 +211,12 @@ def test_index_built_by_another_model_must_be_reembedded(library):
                         model_id="openai:text-embedding-3-small")
     with pytest.raises(IndexModelMismatch, match="sea tools reembed"):
         other.search("10 km in miles")
+    library.add_evidence([Evidence(request="how far is 10 km in miles", version=1,
+                                   tool="kilometers_to_miles", serves=True, source="user")])
     assert library.reembed() == 1
-    assert library.search("10 km in miles").candidates[0].name == "kilometers_to_miles"
+    result = library.search("how far is 12 km in miles")
+    assert result.candidates[0].name == "kilometers_to_miles"
+    assert [(e.tool, e.same_request) for e in result.evidence] == [("kilometers_to_miles", True)]
 
 
 def test_eval_retrieval_uses_a_throwaway_library(tmp_path):
