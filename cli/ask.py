@@ -47,7 +47,10 @@ def cmd_ask(args) -> int:
     """Serve one request: through a resident agent when one is up, else in this process."""
     on_event = None if args.json else (
         lambda e: print(f"  [{e['step']}] {e['message']}", file=sys.stderr))
-    result = None if args.in_process else _via_resident(args, on_event)
+    from graph.resident import enabled
+
+    resident = enabled() and not args.in_process
+    result = _via_resident(args, on_event) if resident else None
     if result is None:
         from graph.runner import summary
 
@@ -66,12 +69,12 @@ def cmd_ask(args) -> int:
 
 def cmd_chat(args) -> int:
     """Hold a conversation in the terminal, serving `sea ask` from other terminals too."""
-    from graph.resident import ResidentServer
+    from graph.resident import ResidentServer, enabled
     from graph.runner import SCRIPTED_BANNER, new_session_id, summary
 
     agent = _agent(args)
     try:
-        resident = ResidentServer(agent)
+        resident = ResidentServer(agent) if enabled() else None
     except OSError:
         resident = None  # another agent already serves this data directory
     session = args.session or new_session_id()

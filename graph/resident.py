@@ -27,6 +27,12 @@ SOCKET_NAME = "agent.sock"
 MAX_REQUEST_LINE = 1 << 20
 
 
+def enabled() -> bool:
+    """Tell whether processes may serve or use a resident agent (``SEA_RESIDENT``, on)."""
+    return os.environ.get("SEA_RESIDENT", "on").strip().lower() not in ("0", "off", "no",
+                                                                         "false")
+
+
 def socket_path() -> Path:
     """Return where a resident agent listens."""
     return sea_home() / SOCKET_NAME
@@ -73,7 +79,10 @@ class ResidentServer:
             wfile.flush()
 
         try:
-            message = json.loads(rfile.readline(MAX_REQUEST_LINE))
+            line = rfile.readline(MAX_REQUEST_LINE)
+            if not line.strip():
+                return  # a probe that only checks someone listens
+            message = json.loads(line)
             if message.get("settings") != self.key:
                 send({"kind": "refused", "reason": "this agent runs with other settings"})
                 return
@@ -81,9 +90,12 @@ class ResidentServer:
                                   on_event=lambda e: send({"kind": "event", **e}),
                                   files=message.get("files") or None)
             send({"kind": "final", "turn": summary(turn), "scripted": self.agent.scripted})
-        except (ValueError, KeyError, TypeError) as exc:
-            send({"kind": "refused", "reason": f"bad request: {exc}"})
-        except BrokenPipeError:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            try:
+                send({"kind": "refused", "reason": f"bad request: {exc}"})
+            except OSError:
+                pass  # the client went away
+        except OSError:
             pass  # the client went away; the turn itself is in the checkpointer
 
     def close(self) -> None:

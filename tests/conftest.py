@@ -22,6 +22,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 _HOME = tempfile.mkdtemp(prefix="sea-test-home-")
 os.environ["SEA_HOME"] = _HOME
+# No resident agent unless a test asks for one: an app under test would otherwise serve
+# every `sea ask` the other tests run.
+os.environ["SEA_RESIDENT"] = "off"
 for key in ("OPENAI_API_KEY", "SEA_MODEL", "DATABASE_URL"):
     os.environ.pop(key, None)
 

@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `streamlit ru
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from graph.resident import ResidentServer  # noqa: E402
+from graph.resident import enabled as resident_enabled  # noqa: E402
 from graph.runner import SCRIPTED_BANNER, Agent, new_session_id  # noqa: E402
 from nodes.decide import preview  # noqa: E402
 from sandbox.doctor import doctor  # noqa: E402
@@ -27,8 +28,8 @@ STEP_LABELS = {"enrich": "Context", "plan": "Plan", "retrieve": "Search", "decid
 def get_agent() -> Agent:
     """Return the process's agent, shared by every browser session."""
     agent = Agent()  # every setting from the environment (and .env), as the CLI and Studio
-    try:
-        agent.resident = ResidentServer(agent)  # `sea ask` elsewhere reuses this warm agent
+    try:  # `sea ask` elsewhere reuses this warm agent
+        agent.resident = ResidentServer(agent) if resident_enabled() else None
     except OSError:
         agent.resident = None  # another agent already serves this data directory
     return agent

@@ -18,7 +18,8 @@ from nodes.kit.scripted import DEMO_SCRIPT
 
 
 @pytest.fixture
-def resident(docker_sandbox):
+def resident(docker_sandbox, monkeypatch):
+    monkeypatch.setenv("SEA_RESIDENT", "on")
     schema = f"resident_{uuid.uuid4().hex[:8]}"
     agent = Agent(model=f"scripted:{DEMO_SCRIPT}", sandbox_pool=0, library_schema=schema)
     server = ResidentServer(agent)
@@ -64,6 +65,19 @@ def test_a_second_server_on_the_same_socket_is_refused(resident):
     agent, _ = resident
     with pytest.raises(OSError, match="already listens"):
         ResidentServer(agent)
+
+
+def test_a_probe_or_a_broken_request_never_breaks_the_server(resident):
+    import socket as sockets
+
+    for payload in (b"", b"not json\n", b"[1, 2]\n"):
+        with sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM) as conn:
+            conn.connect(str(socket_path()))
+            conn.sendall(payload)
+    agent, _ = resident
+    key = settings_key(agent.context.model, agent.context.sandbox_backend,
+                       agent.context.library_schema)
+    assert ask_resident("x", None, {**key, "model": "other"}, []) is None  # other settings
 
 
 def test_no_resident_means_none(tmp_path):
