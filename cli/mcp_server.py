@@ -179,6 +179,7 @@ class LibraryServer:
         import mcp_types as types
 
         from sandbox import SandboxError
+        from sandbox.reports import NOT_A_VERDICT, no_verdict_message
         from tools_store.calls import call_tool
         from tools_store.errors import LibraryError
 
@@ -188,8 +189,8 @@ class LibraryServer:
         except (LibraryError, SandboxError) as exc:
             return error_result(str(exc))
         outcome = call.result
-        if outcome.status == "unavailable":
-            return error_result(f"the sandbox is unavailable, nothing ran: {outcome.error}")
+        if outcome.status in NOT_A_VERDICT:
+            return error_result(no_verdict_message(outcome.status, outcome.error, name))
         if not outcome.ok:
             return error_result(f"{name} v{call.record.version} failed: "
                                 f"{outcome.describe_error()}")

@@ -7,7 +7,10 @@ sees and (when the requests have a usage history to re-rank by) the ranking weig
 searched on one part; the other part is held back and measured before and after.
 
 On the tuning part no known request may be reused with the wrong tool at all: the target
-of 0.03 leaves room that a search would spend on the tuning part's own sentences. A new
+of 0.03 leaves room that a search would spend on the tuning part's own sentences. And the
+direct-reuse threshold moves below the current one only where the tuning part shows near
+misses just under it: a part whose wrong matches are all far away says nothing about how
+close an unseen near miss comes, so it cannot justify reusing more on similarity alone. A new
 policy version is written only on request and only when the held-back figures improve:
 first the targets (false direct reuse <= 0.03, band recall >= 0.95), then a lower judge
 share, then a higher accuracy with a perfect judge.
@@ -34,6 +37,8 @@ VERIFY_GRID = [round(0.1 + 0.01 * i, 2) for i in range(51)]
 JUDGE_GRID = [1, 2, 3, 4, 5]
 SIMILARITY_WEIGHTS = [0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
 LOGGED_LIMIT = 1000
+# A lower reuse threshold r needs a labelled near miss in [r - NEAR_MISS_BAND, r) to place it.
+NEAR_MISS_BAND = 0.1
 
 
 def search_key(figures: dict) -> tuple:
@@ -104,14 +109,28 @@ def weight_options(rows: list, current: dict) -> list[dict]:
     return options
 
 
+def near_misses(rows: list) -> list[float]:
+    """Return the highest similarity each request reached with a tool that does not serve it."""
+    return [max((c.similarity for c in result.candidates if c.name != query.get("expect")),
+                default=0.0) for query, result in rows]
+
+
+def reuse_options(rows: list, current: float) -> list[float]:
+    """Return the reuse thresholds the tuning part can justify (see the module's notes)."""
+    wrong = near_misses(rows)
+    return [r for r in REUSE_GRID
+            if r >= current or any(round(r - NEAR_MISS_BAND, 4) <= s < r for s in wrong)]
+
+
 def search_rule(rows: list, rule: dict, weights: dict) -> tuple[dict, dict]:
     """Return the best (rule, weights) on ``rows``; ties go to the middle of their plateau."""
     best_key, tied = None, []
+    reuse_grid = reuse_options(rows, rule["reuse"])
     for option in weight_options(rows, weights):
         scored = reranked(rows, option)
         for judges in JUDGE_GRID:
             for verify in VERIFY_GRID:
-                for reuse in REUSE_GRID:
+                for reuse in reuse_grid:
                     if verify > reuse:
                         continue
                     trial = {**rule, "reuse": reuse, "verify": verify,

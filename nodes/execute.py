@@ -14,7 +14,7 @@ from pathlib import Path
 
 from langgraph.runtime import Runtime
 
-from sandbox.reports import NOT_A_VERDICT, CallResult
+from sandbox.reports import NOT_A_VERDICT, CallResult, no_verdict_message
 from state.replies import ArgsReply
 from tools_store.library import code_hash
 from tools_store.models import ToolRecord
@@ -99,10 +99,7 @@ def execute(state: dict, runtime: Runtime[Context]) -> dict:
     call = sandbox(runtime, limits).call(record.code, record.name, arguments,
                                          files=runtime.context.input_files)
     if call.status in NOT_A_VERDICT:  # says nothing about the tool: not logged against it
-        update["error"] = (f"the sandbox is unavailable: {call.error}"
-                           if call.status == "unavailable" else
-                           f"the sandbox could not run {record.name}, for reasons outside it, "
-                           f"twice: {call.error}")
+        update["error"] = no_verdict_message(call.status, call.error, record.name)
         event("execute", update["error"], ok=False, level="error")
         return update
     result = storable(call.result)  # what the log and the session can hold

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from langgraph.runtime import Runtime
 
 from sandbox import SandboxError
-from sandbox.reports import CallResult
+from sandbox.reports import NOT_A_VERDICT, CallResult, no_verdict_message
 
 from .kit.checks import same_output, tests_hash
 from .kit.context import Context
@@ -30,8 +30,8 @@ def changes(past: list[dict], calls: list[CallResult]) -> list[str]:
     """Describe each past execution whose replayed output differs from the logged one."""
     found = []
     for item, result in zip(past, calls, strict=True):
-        if result.status == "unavailable":
-            raise SandboxError(f"the sandbox is unavailable: {result.error}")
+        if result.status in NOT_A_VERDICT:
+            raise SandboxError(no_verdict_message(result.status, result.error))
         shown = json.dumps(item["inputs"])[:200]
         if not result.ok:
             found.append(f"{shown} gave {json.dumps(item['output'])[:100]} and now fails "
@@ -56,8 +56,8 @@ def gate(state: dict, runtime: Runtime[Context]) -> dict:
         calls = list(workers.map(lambda item: runs.call(code, name, item["inputs"],
                                                         files=files), past))
         report = suite.result()
-    if report.status == "unavailable":
-        raise SandboxError(f"the sandbox is unavailable: {report.detail}")
+    if report.status in NOT_A_VERDICT:
+        raise SandboxError(no_verdict_message(report.status, report.detail))
     changed = changes(past, calls)
     if not report.ok:
         failing = ", ".join(t.name for t in report.failures()[:5])

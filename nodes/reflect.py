@@ -16,7 +16,7 @@ import json
 from langgraph.runtime import Runtime
 
 from sandbox import SandboxError
-from sandbox.reports import VerifyReport
+from sandbox.reports import NOT_A_VERDICT, VerifyReport, no_verdict_message
 from state.replies import ImplReply, RepairReply
 from tools_store.models import ToolSpec
 
@@ -62,8 +62,8 @@ def reflect(state: dict, runtime: Runtime[Context]) -> dict:
 
 def prove_failure(report: VerifyReport, names: list[str], version: int) -> str:
     """Return how the regression tests failed on the current version, or raise ValueError."""
-    if report.status == "unavailable":
-        raise SandboxError(f"the sandbox is unavailable: {report.detail}")
+    if report.status in NOT_A_VERDICT:
+        raise SandboxError(no_verdict_message(report.status, report.detail))
     if report.status in ("timeout", "out_of_memory"):
         return f"on v{version} the regression tests ran into a limit ({report.detail})"
     outcomes: dict[str, str] = {}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from langgraph.runtime import Runtime
 
+from sandbox.reports import NOT_A_VERDICT, no_verdict_message
+
 from .kit.checks import tests_hash
 from .kit.context import Context
 from .kit.model import StepError
@@ -22,11 +24,9 @@ def verify(state: dict, runtime: Runtime[Context]) -> dict:
     report = sandbox(runtime).verify(state["implementation"], state["tests"],
                                      files=runtime.context.input_files)
     update = {"report": report.model_dump(), "attempts": 1}
-    if report.status == "unavailable":
-        update["error"] = f"the sandbox is unavailable: {report.detail}"
-    elif report.status == "infrastructure":
-        update["error"] = (f"the sandbox could not run the code, for reasons outside it, "
-                           f"twice: {report.detail}. Nothing was registered; try again.")
+    if report.status in NOT_A_VERDICT:
+        update["error"] = (no_verdict_message(report.status, report.detail)
+                           + ". Nothing was registered.")
     elif report.ok and report.tool_calls == 0:
         spec_name = state["spec"]["name"]
         update["error"] = (f"the tests passed without calling {spec_name} once, so they "

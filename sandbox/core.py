@@ -414,22 +414,23 @@ class Sandbox:
         return self.backend.limits
 
     def _attempts(self, files, job: Callable[[dict[str, bytes]], bytes],
-                  judge: Callable[[RawRun], Any], fault: Callable[[str], Any]):
+                  judge: Callable[[RawRun], Any], fault: Callable[[str, str], Any]):
         """Run a job and judge the run; after an infrastructure fault, once more afresh.
+
+        Input files that cannot be read are refused (status ``input``) before anything runs.
 
         SandboxUnavailable (nothing can run at all) passes through to the caller.
         """
         outcome = None
+        try:
+            inputs = read_inputs(files)
+        except (OSError, ValueError) as exc:  # the input files, not the code: no retry helps
+            return fault(f"input files: {exc}", "input")
         for _ in range(self.ATTEMPTS):
-            try:
-                inputs = read_inputs(files)
-            except (OSError, ValueError) as exc:  # the input files, not the code
-                outcome = fault(f"input files: {exc}")
-                continue
             try:
                 outcome = judge(self.backend.run(job(inputs)))
             except SandboxFault as exc:
-                outcome = fault(str(exc))
+                outcome = fault(str(exc), "infrastructure")
             if outcome.status != "infrastructure":
                 return outcome
         return outcome
@@ -442,8 +443,8 @@ class Sandbox:
                 files, lambda inputs: build_job("verify", implementation, tests, inputs,
                                                 self.limits),
                 lambda raw: verify_report(raw, tests, self.limits),
-                lambda why: VerifyReport(status="infrastructure", detail=why,
-                                         backend=self.backend.name))
+                lambda why, status: VerifyReport(status=status, detail=why,
+                                                 backend=self.backend.name))
         except SandboxUnavailable as exc:
             return unavailable_report(str(exc), self.backend.name)
 
@@ -463,9 +464,9 @@ class Sandbox:
                 files, lambda inputs: build_job("call", implementation, None, inputs,
                                                 self.limits, function=function, args=args),
                 lambda raw: call_result(raw, self.limits),
-                lambda why: CallResult(ok=False, status="infrastructure",
-                                       error_type="SandboxFault", error=why,
-                                       backend=self.backend.name))
+                lambda why, status: CallResult(ok=False, status=status,
+                                               error_type="SandboxFault", error=why,
+                                               backend=self.backend.name))
         except SandboxUnavailable as exc:
             return unavailable_call(str(exc), self.backend.name)
 

@@ -41,10 +41,20 @@ def printable(text: str) -> str:
 SafeText = Annotated[str, AfterValidator(printable)]
 
 RunStatus = Literal["passed", "failed", "error", "timeout", "out_of_memory", "unavailable",
-                    "infrastructure"]
-# Outcomes that say nothing about the code: the sandbox could not run it, or something outside
-# it (a container killed from outside, the daemon lost, an unreadable input file) broke the run.
-NOT_A_VERDICT = ("unavailable", "infrastructure")
+                    "infrastructure", "input"]
+# Outcomes that say nothing about the code: the sandbox could not run it, something outside it
+# (a container killed from outside, the daemon lost) broke the run, or the input files the user
+# named were refused before anything ran.
+NOT_A_VERDICT = ("unavailable", "infrastructure", "input")
+
+
+def no_verdict_message(status: str, detail: str, what: str = "the code") -> str:
+    """Say why a run that is not a verdict on ``what`` ended, for the user."""
+    if status == "unavailable":
+        return f"the sandbox is unavailable, nothing ran: {detail}"
+    if status == "input":
+        return f"the input files were refused, so nothing ran: {detail}"
+    return f"the sandbox could not run {what}, for reasons outside it, twice: {detail}"
 TestOutcomeName = Literal["passed", "failed", "error", "skipped", "xfailed", "xpassed"]
 
 
@@ -104,7 +114,8 @@ class CallResult(BaseModel):
     """The result of calling one function of an implementation in the sandbox."""
 
     ok: bool
-    status: Literal["ok", "error", "timeout", "out_of_memory", "unavailable", "infrastructure"]
+    status: Literal["ok", "error", "timeout", "out_of_memory", "unavailable", "infrastructure",
+                    "input"]
     result: Any = None
     error_type: SafeText = ""
     error: SafeText = ""

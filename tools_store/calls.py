@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 
 from sandbox import Sandbox
-from sandbox.reports import CallResult
+from sandbox.reports import NOT_A_VERDICT, CallResult
 
 from .errors import LibraryError, ToolNotFound
 from .models import ToolRecord, check_arguments
@@ -98,7 +98,7 @@ def call_tool(library, sandbox: Sandbox, name: str, arguments, source: str,
     record = find(library, name, include_experimental)
     checked = checked_arguments(record, arguments)
     result = sandbox.call(record.code, record.name, checked)
-    if result.status != "unavailable":
+    if result.status not in NOT_A_VERDICT:  # nothing ran, or not the tool's doing
         library.record_execution(record.name, record.version, checked,
                                  result.result if result.ok else None, result.ok,
                                  result.describe_error(), result.duration, session_id, request,

@@ -126,10 +126,10 @@ def listing(conn: psycopg.Connection, tool: str | None = None, limit: int = 50) 
         (tool, tool, limit)).fetchall()
 
 
-def all_requests(conn: psycopg.Connection) -> list[tuple[int, str]]:
-    """Return (id, request) of every row, for re-embedding."""
-    with conn.cursor(row_factory=tuple_row) as cur:
-        return cur.execute("SELECT id, request FROM evidence ORDER BY id").fetchall()
+def all_requests(reads) -> list[tuple[int, str]]:
+    """Return (id, request) of every row, for re-embedding (``reads``: the library's reads)."""
+    rows = reads.execute("SELECT id, request FROM evidence ORDER BY id").fetchall()
+    return [(row["id"], row["request"]) for row in rows]
 
 
 def reembed(conn: psycopg.Connection, vectors: dict[int, list[float]], dimension: int) -> None:

@@ -179,10 +179,10 @@ def test_an_unreadable_input_file_ends_the_turn_before_any_synthesis(make_agent,
     agent = make_agent(script(tmp_path), input_files=[str(tmp_path / "missing.csv")])
     state = agent.ask("double the number 21")
     assert state["route"] == ["enrich", "answer"] and "missing.csv" in state["error"]
-    # Through the sandbox itself it is an infrastructure fault, never the code's.
+    # Through the sandbox itself the files are refused before anything runs: never the code's fault.
     report = Sandbox(DockerBackend(limits=replace(Limits(), timeout=10))).verify(
         ADD, SLOW_SUITE, files=[tmp_path / "missing.csv"])
-    assert report.status == "infrastructure" and "missing.csv" in report.detail
+    assert report.status == "input" and "missing.csv" in report.detail
 
 
 # -- 7. Docker lost mid-run ---------------------------------------------------------------

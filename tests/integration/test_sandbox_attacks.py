@@ -753,7 +753,8 @@ def _refusal(sandbox, path: Path) -> tuple[str, str, float, int]:
     worker.join(30)  # a guard against hanging, not a speed target
     assert not worker.is_alive(), f"refusing {path} hung"
     report, call = outcome["report"], outcome["call"]
-    assert report.status == "error" and call.status == "error"
+    # Refused before anything ran: not a verdict on the code, so never reflected on.
+    assert report.status == "input" and call.status == "input"
     print(f"{path.name}: refused in {outcome['elapsed']:.3f} s, peak {outcome['peak']} bytes")
     return report.detail, call.error, outcome["elapsed"], outcome["peak"]
 
