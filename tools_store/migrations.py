@@ -75,6 +75,41 @@ MIGRATIONS: list[tuple[int, str]] = [
         value text NOT NULL
     );
     """),
+    # The chat app's sessions and turns: each turn keeps its story (events, decision, tool,
+    # result, error, usage) beside the checkpointer, which keeps only what the graph needs.
+    (5, """
+    CREATE TABLE IF NOT EXISTS chat_sessions (
+        session_id text PRIMARY KEY,
+        owner text NOT NULL DEFAULT '',
+        title text NOT NULL DEFAULT '',
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE INDEX IF NOT EXISTS chat_sessions_owner ON chat_sessions (owner, updated_at);
+    CREATE TABLE IF NOT EXISTS chat_turns (
+        session_id text NOT NULL REFERENCES chat_sessions(session_id) ON DELETE CASCADE,
+        turn integer NOT NULL,
+        request text NOT NULL,
+        status text NOT NULL
+            CHECK (status IN ('queued', 'running', 'done', 'failed', 'interrupted')),
+        input_files jsonb NOT NULL DEFAULT '[]',
+        answer text NOT NULL DEFAULT '',
+        decision text NOT NULL DEFAULT '',
+        tool text,
+        version integer,
+        tool_status text,
+        arguments jsonb,
+        result jsonb,
+        error text NOT NULL DEFAULT '',
+        usage jsonb NOT NULL DEFAULT '{}',
+        route jsonb NOT NULL DEFAULT '[]',
+        events jsonb NOT NULL DEFAULT '[]',
+        created_at timestamptz NOT NULL DEFAULT now(),
+        started_at timestamptz,
+        finished_at timestamptz,
+        PRIMARY KEY (session_id, turn)
+    );
+    """),
 ]
 
 
