@@ -141,10 +141,10 @@ def render_run(run: Run) -> None:
                       on_click=run.stop)
             return
         current = step_label(run.current) if run.current else "Starting"
-        with st.status(f"{current}...", state="running", expanded=True):
-            render_events(run.events)
+        with st.container(border=True):
             if not run.done.is_set():
                 st.text(f"⏳ {current} — running for {time.time() - run.step_started:.1f} s")
+            render_events(run.events)
         if run.stopping:
             st.caption("Stopping after the current step...")
         else:
@@ -152,11 +152,11 @@ def render_run(run: Run) -> None:
 
 
 @st.fragment(run_every=POLL_SECONDS)
-def live(session: str, first: int) -> None:
-    """Follow the session's queued and running turns; rerun the page when one ends."""
+def live(session: str, shown: tuple[int, ...]) -> None:
+    """Follow the session's queued and running turns; rerun the page when that set changes."""
     pending = backend.runs().pending(session)
-    if not pending or pending[0].turn != first:
-        st.rerun()
+    if tuple(run.turn for run in pending) != shown:
+        st.rerun()  # a turn ended (or came): the whole page shows it as it is now
     for run in pending:
         render_run(run)
 
@@ -166,14 +166,15 @@ def chat_page() -> None:
     session = current_session()
     turns = backend.turn_log().turns(session)
     pending = backend.runs().pending(session)
-    running = {run.turn for run in pending}
+    shown = tuple(run.turn for run in pending)
     if not turns:
         empty_chat(session)
-    finished = [t for t in turns if t["turn"] not in running]
+    finished = [t for t in turns if t["turn"] not in shown]
     for index, turn in enumerate(finished):
         render_turn(turn, session, last=index == len(finished) - 1 and not pending)
-    if pending:
-        live(session, pending[0].turn)
+    # A turn recorded but not yet (or no longer) in the registry is caught by the next poll.
+    if pending or any(t["status"] in ("queued", "running") for t in finished):
+        live(session, shown)
     if "submit_error" in st.session_state:
         st.error(label(st.session_state.pop("submit_error")))
     # A tab that showed the input before a turn started may still send a question (read

@@ -190,7 +190,7 @@ def tool_panel(record: ToolRecord) -> None:
 
 
 def library_page() -> None:
-    """Search the library; every tool with its panel; retired tools can be restored."""
+    """Search the library; list its tools; open one to act on it; restore a retired one."""
     library = backend.agent().library
     query = st.text_input("Search the library")
     if query:
@@ -205,11 +205,18 @@ def library_page() -> None:
     st.subheader(f"{len(active)} tools")
     if not active:
         st.info("No tools yet: ask for something in the chat.")
-    for record in active:
+    else:
+        st.dataframe(pd.DataFrame([{
+            "tool": t.name, "version": t.version, "status": t.status, "uses": t.uses,
+            "success": rate_text(t), "description": t.spec.description} for t in active]),
+            hide_index=True)
+        names = [t.name for t in active]
+        chosen = st.selectbox("Open a tool", names, key="tool")
+        record = active[names.index(chosen)]
         mark = "✅ verified" if record.status == "verified" else "⚠️ experimental"
-        with st.expander(f"{record.name} v{record.version} · {mark} · used {record.uses}× · "
-                         f"{rate_text(record) if record.uses else 'not run yet'}"):
-            tool_panel(record)
+        st.subheader(f"{record.name} v{record.version} · {mark}")
+        st.caption(label(f"used {record.uses}× · {rate_text(record)}"))
+        tool_panel(record)
     retired = [t for t in tools if t.status == "retired"]
     if retired:
         st.subheader(f"{len(retired)} retired")

@@ -214,8 +214,8 @@ def test_library_try_rollback_retire_and_restore(app):
     library.register(v1.spec, v1.code.replace("round(", "1 + round("), v1.tests,
                      reason="an explicit update", new_version=True)
     at = app(session_of(at), page="library")
-    assert any(e.label.startswith("fahrenheit\\_to\\_celsius v2") or
-               e.label.startswith("fahrenheit_to_celsius v2") for e in at.expander)
+    assert at.selectbox(key="tool").value == "fahrenheit_to_celsius"
+    assert at.subheader[1].value == "fahrenheit_to_celsius v2 · ✅ verified"
     at.number_input(key="arg-fahrenheit_to_celsius-fahrenheit").set_value(212)
     at.button(key="FormSubmitter:try-fahrenheit_to_celsius-Run fahrenheit_to_celsius v2") \
         .click().run()
