@@ -202,7 +202,7 @@ def library_page() -> None:
                                    for c in result.candidates]), hide_index=True)
     tools = library.list_tools(include_retired=True)
     active = [t for t in tools if t.status != "retired"]
-    st.subheader(f"{len(active)} tools")
+    st.subheader(f"{len(active)} tool{'' if len(active) == 1 else 's'}")
     if not active:
         st.info("No tools yet: ask for something in the chat.")
     else:
@@ -213,8 +213,7 @@ def library_page() -> None:
         names = [t.name for t in active]
         chosen = st.selectbox("Open a tool", names, key="tool")
         record = active[names.index(chosen)]
-        mark = "✅ verified" if record.status == "verified" else "⚠️ experimental"
-        st.subheader(f"{record.name} v{record.version} · {mark}")
+        st.subheader(f"{record.name} v{record.version} · {record.status}")
         st.caption(label(f"used {record.uses}× · {rate_text(record)}"))
         tool_panel(record)
     retired = [t for t in tools if t.status == "retired"]

@@ -55,7 +55,7 @@ def sidebar() -> None:
         mine = item["session_id"] == current
         text = f"{label(item['title'] or '(untitled)')} · {when(item['updated_at'])}"
         if st.sidebar.button(text, key=f"s-{item['session_id']}",
-                             type="primary" if mine else "secondary",
+                             type="secondary" if mine else "tertiary",
                              icon=":material/chevron_right:" if mine else None,
                              help="the current session" if mine else None,
                              use_container_width=True):
@@ -67,7 +67,7 @@ def sessions_page() -> None:
     """List the owner's sessions with their dates; rename, open or delete each."""
     current = current_session()
     listed = backend.turn_log().sessions(signed_in())
-    st.subheader(f"{len(listed)} sessions")
+    st.subheader(f"{len(listed)} session{'' if len(listed) == 1 else 's'}")
     if not listed:
         st.info("No sessions yet: ask for something in the chat.")
     for item in listed:
