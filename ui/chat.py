@@ -109,8 +109,9 @@ def render_turn(turn: dict, session: str, last: bool) -> None:
             st.error(sentence)
             if sentence not in (OFF_SCRIPT, STOPPED):
                 st.text(turn["error"])
-            if NO_REPLY in turn["error"] and last:
-                suggestions(session, f"retry-suggest-{turn['turn']}")
+            if NO_REPLY in turn["error"]:  # the same request would fail again: offer others
+                if last:
+                    suggestions(session, f"retry-suggest-{turn['turn']}")
             elif st.button("Retry", key=f"retry-{turn['turn']}", icon=":material/replay:"):
                 submit(session, turn["request"])
         else:

@@ -131,15 +131,17 @@ class Runs:
             self.agent.library.close()  # this thread's read connection
 
     def _run(self, run: Run) -> None:
-        if run.stopping:
-            self._finish(run, "interrupted", {"error": "stopped before it started"})
-            return
-        run.status = "running"
-        self.log.start(run.session, run.turn)
-        if not self.ready.is_set():
+        if not run.stopping:
+            run.status = "running"
+            self.log.start(run.session, run.turn)
+        if not run.stopping and not self.ready.is_set():
             run.current, run.step_started = "warm-up", time.time()
             run.events.append({"step": "warm-up", "message": LOADING, "time": time.time()})
-            self.ready.wait()
+            while not self.ready.wait(0.2) and not run.stopping:
+                pass
+        if run.stopping:  # stopped while queued or waiting: the graph never saw it
+            self._finish(run, "interrupted", {})
+            return
         final: dict = {}
         status = "failed"
         try:
