@@ -9,7 +9,7 @@ from pathlib import Path
 from nodes.kit.scripted import DEMO_SCRIPT
 
 SLOW_REQUEST = "slowly echo hello"
-SLOW_SECONDS = 8
+SLOW_SECONDS = 15
 CSV_REQUEST = "total the columns of sales.csv"
 CSV_TEXT = "region,q1,q2\nnorth,10,20\nsouth,5,7\n"
 CSV_TOTALS = "column,total\nq1,15\nq2,27"

@@ -121,7 +121,7 @@ def test_three_turns_keep_their_story_after_a_reload(app):
     ask(at, "it's 98.6 F, what is that in celsius?")
     ask(at, "count the vowels in Encyclopedia Britannica")
     fresh = app(session_of(at))  # a reload: a new script run with the same URL
-    assert badges(fresh) == ["Built", "Reused", "Repaired"]
+    assert badges(fresh) == ["Built", "Reused", "Repaired"], texts(fresh)
     shown = texts(fresh)
     for answer in ("100 °F is 37.78 °C.", "98.6 °F is 37.0 °C.",
                    "'Encyclopedia Britannica' has 9 vowels."):
