@@ -52,25 +52,21 @@ def column_totals(filename: str) -> str:
         lines.append(f"{column},{total:g}")
     return "\\n".join(lines)
 '''
+# The implementation runs apart from its judge, under another user: a file a test writes is
+# out of its reach, so the tests read the turn's input file, which both sides get a copy of.
 CSV_TESTS = '''from tool import column_totals
 
 
-def write(tmp_path, text):
-    path = tmp_path / "data.csv"
-    path.write_text(text)
-    return str(path)
+def test_totals():
+    assert column_totals("sales.csv") == "column,total\\nq1,15\\nq2,27"
 
 
-def test_totals(tmp_path):
-    assert column_totals(write(tmp_path, "a,b\\n1,2\\n3,4\\n")) == "column,total\\na,4\\nb,6"
+def test_skips_text():
+    assert "region" not in column_totals("sales.csv")
 
 
-def test_skips_text(tmp_path):
-    assert column_totals(write(tmp_path, "name,n\\nx,1\\n")) == "column,total\\nn,1"
-
-
-def test_header_only(tmp_path):
-    assert column_totals(write(tmp_path, "a,b\\n")) == "column,total"
+def test_one_line_per_numeric_column():
+    assert len(column_totals("sales.csv").splitlines()) == 3
 '''
 CARD_TESTS = '''from tool import greeting_card
 
@@ -83,8 +79,8 @@ def test_hello():
     assert greeting_card().startswith("Hello")
 
 
-def test_stable():
-    assert greeting_card() == greeting_card()
+def test_link():
+    assert "[sign in](" in greeting_card()
 '''
 
 

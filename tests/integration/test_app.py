@@ -206,7 +206,7 @@ def test_an_uploaded_csv_is_read_by_a_tool_and_its_output_offered(app, data_home
     settle(at)
     session = session_of(at)
     assert (data_home / "sessions" / session / "sales.csv").read_text() == CSV_TEXT
-    assert badges(at) == ["Built"]
+    assert badges(at) == ["Built"], texts(at)
     assert any(c.value == label("files: sales.csv") for c in at.caption)
     table = at.dataframe[0].value
     assert list(table["column"]) == ["q1", "q2"] and list(table["total"]) == [15, 27]

@@ -85,6 +85,27 @@ def test_the_turn_log_numbers_turns_keeps_owners_and_closes_left_behind_turns(ag
         library.close()
 
 
+def test_a_library_already_at_migration_6_gets_the_chat_tables_of_migration_5(agent):
+    from tools_store.migrations import MIGRATIONS, migrate
+
+    assert [v for v, _ in MIGRATIONS] == sorted({v for v, _ in MIGRATIONS})  # distinct
+    library = ToolLibrary(schema=agent.context.library_schema)
+    try:
+        with library.connect() as conn:  # a library migrated before migration 5 existed
+            conn.execute("DROP TABLE chat_turns, chat_sessions")
+            conn.execute("DELETE FROM schema_migrations WHERE version = 5")
+            conn.commit()
+            assert migrate(conn, library.schema) == [5]
+            assert migrate(conn, library.schema) == []
+        log = TurnLog(library.url, library.schema)
+        try:
+            assert log.add_turn("m1", "alice", "convert 100 F to C") == 1
+        finally:
+            log.close()
+    finally:
+        library.close()
+
+
 def test_the_registry_runs_a_sessions_turns_in_order_and_stops_one(agent):
     from ui.runs import Runs
 
