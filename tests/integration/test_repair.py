@@ -330,3 +330,10 @@ def test_a_thumbs_down_in_the_app_repairs_the_tool(app):
     assert any("-badge[:material/build: Repaired]" in m.value for m in app.markdown)
     library = services.library(os.environ["SEA_LIBRARY_SCHEMA"])
     assert library.get("round_to_nearest").version == 2
+    app.switch_page("views/library.py").run()  # the repair, as the library page shows it
+    assert not app.exception, app.exception
+    shown = [t.value for t in app.text]
+    assert any(t.startswith("Failure that led to v2: ") for t in shown), shown
+    assert any(t.startswith("Reflection (repair ") for t in shown), shown
+    versions = app.dataframe[2].value
+    assert list(versions["version"]) == [1, 2] and list(versions["made from"])[1] == 1
