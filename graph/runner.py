@@ -11,7 +11,10 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
+from langchain_core.messages import AIMessage
 from langgraph.checkpoint.postgres import PostgresSaver
+from langgraph.errors import GraphDrained
+from langgraph.runtime import RunControl
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
@@ -25,6 +28,7 @@ from .agent import build_graph
 
 SCRIPTED_BANNER = ("Scripted model: every reply is replayed from a recorded script, not "
                    "generated. Configure SEA_MODEL / OPENAI_API_KEY for a real model.")
+STOPPED = "(This turn was stopped before it finished.)"
 # Connections one Agent may hold for its checkpointer (the library keeps its own).
 CHECKPOINT_POOL_SIZE = 4
 
@@ -69,13 +73,17 @@ class Agent:
         return {"configurable": {"thread_id": session_id}, "recursion_limit": 60}
 
     def stream(self, request: str, session_id: str, files: list[str] | None = None,
-               new_tool: bool = False, feedback: dict | None = None) -> Iterator[dict]:
-        """Yield ``event`` and ``step`` items as they happen; the last item is ``final``.
+               new_tool: bool = False, feedback: dict | None = None,
+               control: RunControl | None = None) -> Iterator[dict]:
+        """Yield ``start``, ``event`` and ``step`` items as they happen; the last is ``final``.
 
-        ``new_tool``: build a new tool for this request even when one could be reused.
-        ``feedback`` ({"note": ...}) marks the session's last answer wrong and repairs the tool
-        that gave it. A request no storage can hold is refused here: the checkpointer stores
-        the input before the first node could refuse it.
+        ``files`` replace the context's input files for this turn. ``new_tool``: build a new
+        tool for this request even when one could be reused. ``feedback`` ({"note": ...})
+        marks the session's last answer wrong and repairs the tool that gave it. A request no
+        storage can hold is refused here: the checkpointer stores the input before the first
+        node could refuse it. ``control.request_drain()`` stops the turn cooperatively between
+        steps: it is closed in the session with a message saying so, and the last item is
+        ``stopped`` instead of ``final``.
         """
         try:
             check_request(request)
@@ -86,17 +94,29 @@ class Agent:
                                                                         f"complete this: {error}"}}
             return
         context = replace(self.context, session_id=session_id,
-                          input_files=files if files is not None else self.context.input_files,
+                          input_files=list(files) if files is not None
+                          else self.context.input_files,
                           new_tool=new_tool or self.context.new_tool)
         turn = {"request": request, "feedback": feedback or {}}
-        for mode, payload in self.graph.stream(turn, self._config(session_id),
-                                               context=context,
-                                               stream_mode=["custom", "updates"]):
-            if mode == "custom":
-                yield {"kind": "event", **payload}
-            else:
-                for step in payload:
-                    yield {"kind": "step", "step": step}
+        config = self._config(session_id)
+        try:
+            for mode, payload in self.graph.stream(turn, config, context=context,
+                                                   control=control,
+                                                   stream_mode=["custom", "updates", "tasks"]):
+                if mode == "custom":
+                    yield {"kind": "event", **payload}
+                elif mode == "tasks":
+                    if "input" in payload:  # a step starts (its end comes as an update)
+                        yield {"kind": "start", "step": payload["name"]}
+                else:
+                    for step in payload:
+                        yield {"kind": "step", "step": step}
+        except GraphDrained as exc:
+            # The next turn must not see a question without a reply in its history.
+            self.graph.update_state(config, {"messages": [AIMessage(STOPPED)],
+                                             "error": str(exc)}, as_node="answer")
+            yield {"kind": "stopped", "state": self.state(session_id)}
+            return
         yield {"kind": "final", "state": self.state(session_id)}
 
     def ask(self, request: str, session_id: str | None = None,
@@ -115,7 +135,7 @@ class Agent:
                     on_event(item)
             elif item["kind"] == "step":
                 route.append(item["step"])
-            else:
+            elif item["kind"] in ("final", "stopped"):
                 final = item["state"]
         return {**final, "route": route, "events": events, "session_id": session_id}
 

@@ -137,6 +137,43 @@ MIGRATIONS: list[tuple[int, str]] = [
            'similarity alone)'
     FROM policies HAVING count(*) > 0;
     """),
+    # The chat app's sessions and turns: each turn keeps its story (events, decision, tool,
+    # result, error, usage) beside the checkpointer, which keeps only what the graph needs.
+    # It landed after 6 did; `migrate` applies every version a library lacks, not only the
+    # ones above its highest, so a library already at 6 still gets it.
+    (5, """
+    CREATE TABLE IF NOT EXISTS chat_sessions (
+        session_id text PRIMARY KEY,
+        owner text NOT NULL DEFAULT '',
+        title text NOT NULL DEFAULT '',
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE INDEX IF NOT EXISTS chat_sessions_owner ON chat_sessions (owner, updated_at);
+    CREATE TABLE IF NOT EXISTS chat_turns (
+        session_id text NOT NULL REFERENCES chat_sessions(session_id) ON DELETE CASCADE,
+        turn integer NOT NULL,
+        request text NOT NULL,
+        status text NOT NULL
+            CHECK (status IN ('queued', 'running', 'done', 'failed', 'interrupted')),
+        input_files jsonb NOT NULL DEFAULT '[]',
+        answer text NOT NULL DEFAULT '',
+        decision text NOT NULL DEFAULT '',
+        tool text,
+        version integer,
+        tool_status text,
+        arguments jsonb,
+        result jsonb,
+        error text NOT NULL DEFAULT '',
+        usage jsonb NOT NULL DEFAULT '{}',
+        route jsonb NOT NULL DEFAULT '[]',
+        events jsonb NOT NULL DEFAULT '[]',
+        created_at timestamptz NOT NULL DEFAULT now(),
+        started_at timestamptz,
+        finished_at timestamptz,
+        PRIMARY KEY (session_id, turn)
+    );
+    """),
     # Self-repair: executions record the code that ran and whether the user marked the answer
     # wrong; versions record the version they were made from and why; counters per version
     # are computed from the executions (hence the index); rollbacks and retirements are

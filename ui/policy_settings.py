@@ -13,6 +13,8 @@ import streamlit as st
 from tools_store.errors import LibraryError
 from tools_store.policies import PolicyError, calibration_note, change_for, settable_keys
 
+from .render import label
+
 
 def policy_section(library) -> None:
     """Show the policy in force and let a person change it, see its history and roll back."""
@@ -28,7 +30,7 @@ def policy_section(library) -> None:
                                              note=f"app: set {key} = {value}")
                 st.success(f"Saved as policy version {version}.")
             except (PolicyError, LibraryError) as exc:
-                st.error(f"Not saved: {exc}")
+                st.error(label(f"Not saved: {exc}"))  # library text: shown as text
     history = library.policy_history()
     versions = [row["version"] for row in history]
     with st.container(border=True):
@@ -38,7 +40,7 @@ def policy_section(library) -> None:
                 version = library.rollback_policy(int(target))
                 st.success(f"Policy version {version} restores version {target}.")
             except (PolicyError, LibraryError) as exc:
-                st.error(f"Not rolled back: {exc}")
+                st.error(label(f"Not rolled back: {exc}"))
     policy, history = library.policy(), library.policy_history()
     note = calibration_note(policy, library.model_id)
     st.write(f"**Policy version {history[-1]['version']}** · embedding model "

@@ -1,124 +1,357 @@
-"""The Streamlit app's flows through AppTest, against the real database and sandbox."""
+"""The Streamlit app through AppTest, against the real database and sandbox.
+
+Turns run in the app's worker threads; a test waits for the registry to be idle, then reruns
+the page, as a browser's poll would.
+"""
 
 from __future__ import annotations
 
+import re
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 import streamlit as st
+from app_scripts import BEACON, CSV_REQUEST, CSV_TEXT, SLOW_REQUEST, card_request, write_script
 from streamlit.testing.v1 import AppTest
 
-from nodes.kit.scripted import DEMO_SCRIPT
+from ui.render import label
 
 APP = str(Path(__file__).resolve().parents[2] / "ui" / "app.py")
 
 
 @pytest.fixture
-def app(monkeypatch, docker_sandbox):
-    """A fresh app on its own library schema, with the scripted demo model."""
+def app(monkeypatch, docker_sandbox, tmp_path):
+    """A fresh app on its own library schema, with the demo and the test tools scripted."""
     from sandbox import close_shared
 
-    monkeypatch.setenv("SEA_MODEL", f"scripted:{DEMO_SCRIPT}")
+    script = write_script(tmp_path / "script.json")
+    monkeypatch.setenv("SEA_MODEL", f"scripted:{script}")
     monkeypatch.setenv("SEA_LIBRARY_SCHEMA", f"app_{uuid.uuid4().hex[:8]}")
     monkeypatch.setenv("SEA_SANDBOX_POOL", "0")
+    monkeypatch.delenv("SEA_APP_TOKEN", raising=False)
     st.cache_resource.clear()
     close_shared()
 
-    def start(session: str | None = None) -> AppTest:
+    started = []
+
+    def start(session: str | None = None, page: str | None = None) -> AppTest:
+        started.append(session)
         at = AppTest.from_file(APP, default_timeout=180)
         if session:
             at.query_params["session"] = session
-        return at.run()
+        at.run()
+        if page:
+            at.switch_page(f"views/{page}.py").run()
+        assert not at.exception, at.exception
+        return at
 
     yield start
+    from ui import backend
+
+    if started:  # stop what this test's app made: its turns, its connections
+        runs().wait(120)
+        runs().log.close()
+        backend.agent().close()
     st.cache_resource.clear()
     close_shared()
 
 
-def texts(at: AppTest) -> list[str]:
-    return [m.value for m in at.markdown]
+def runs():
+    from ui import backend
+
+    return backend.runs()
+
+
+def settle(at: AppTest) -> AppTest:
+    """Wait until no turn runs, then rerun the page."""
+    assert runs().wait(180), "a turn did not finish"
+    at.run()
+    assert not at.exception, at.exception
+    return at
 
 
 def ask(at: AppTest, request: str) -> AppTest:
     at.chat_input[0].set_value(request).run()
     assert not at.exception, at.exception
-    return at
+    return settle(at)
 
 
-def test_banner_and_a_new_tool_with_its_progress(app):
+def session_of(at: AppTest) -> str:
+    value = at.query_params["session"]
+    return value[0] if isinstance(value, list) else value
+
+
+def badges(at: AppTest) -> list[str]:
+    found = [re.search(r"-badge\[(?::material/\w+: )?([^\]]+)\]", m.value) for m in at.markdown]
+    return [m.group(1) for m in found if m]
+
+
+def texts(at: AppTest) -> list[str]:
+    return [t.value for t in at.text]
+
+
+def test_empty_chat_offers_the_demo_and_a_suggestion_builds_a_tool(app):
     at = app()
     assert any("Scripted model" in w.value for w in at.warning)
-    ask(at, "convert 100 degrees Fahrenheit to Celsius")
+    assert any("reuses one from its library" in c.value for c in at.caption)
+    assert "(up to 4000 characters" in at.chat_input[0].placeholder
+    suggestion = next(b for b in at.button if b.label == "convert 100 degrees Fahrenheit to "
+                      "Celsius")
+    suggestion.click().run()
+    settle(at)
+    assert badges(at) == ["Built"], texts(at)
+    assert "100 °F is 37.78 °C." in texts(at)
+    assert any(c.value == "37.78" for c in at.code)  # the raw value, shown as a value
     shown = "\n".join(texts(at))
-    for step in ("**Plan**", "**Search**", "**Decision** — synthesize", "**Specification**",
-                 "**Tests**", "**Sandbox** — sandbox: passed: 5 passed",
-                 "**Registration** — registered fahrenheit_to_celsius v1 (verified)",
-                 "**Execution** — result: 37.78"):
+    for step in ("Plan — single tool", "Decision — synthesize", "Sandbox — sandbox: passed: "
+                 "5 passed", "Registration — registered fahrenheit_to_celsius v1 (verified)",
+                 "Execution — result: 37.78"):
         assert step in shown, step
-    assert texts(at)[-1] == "100 °F is 37.78 °C."
     labels = [e.label for e in at.expander]
+    assert any(label.startswith("Trace: ") for label in labels)
     assert "Tests: tests" in labels and "Implementation: code" in labels
-    assert any("def test_freezing_point" in c.value for c in at.code)
+    assert not [b for b in at.button if b.key.startswith("suggest")]  # the chat is not empty
 
 
-def test_reuse_shows_the_candidates_and_skips_synthesis(app):
+def test_three_turns_keep_their_story_after_a_reload(app):
     at = app()
     ask(at, "convert 100 degrees Fahrenheit to Celsius")
     ask(at, "it's 98.6 F, what is that in celsius?")
-    last_turn = "\n".join(texts(at)).split("it's 98.6 F")[-1]
-    assert "candidates: fahrenheit_to_celsius" in last_turn
-    assert "**Decision** — reuse" in last_turn and "**Specification**" not in last_turn
-    assert texts(at)[-1] == "98.6 °F is 37.0 °C."
+    ask(at, "count the vowels in Encyclopedia Britannica")
+    fresh = app(session_of(at))  # a reload: a new script run with the same URL
+    assert badges(fresh) == ["Built", "Reused", "Repaired"], texts(fresh)
+    shown = texts(fresh)
+    for answer in ("100 °F is 37.78 °C.", "98.6 °F is 37.0 °C.",
+                   "'Encyclopedia Britannica' has 9 vowels."):
+        assert answer in shown
+    assert len([e for e in fresh.expander if e.label.startswith("Trace: ")]) == 3
+    assert "Decision — reuse: fahrenheit_to_celsius" in "\n".join(shown)
+    assert any(t.startswith("Reflection — ") for t in shown)
+    assert any("tokens (Plan" in c.value for c in fresh.caption)
 
 
-def test_experimental_tool_is_flagged(app):
-    at = app()
-    ask(at, "reverse the order of the words in the quick brown fox")
-    assert any("reverse_word_order is experimental" in w.value for w in at.warning)
-    assert any("**Reflection**" in t for t in texts(at))
-    assert texts(at)[-1].startswith("Warning: reverse_word_order is experimental")
+def test_experimental_tool_is_badged_and_warned(app):
+    at = ask(app(), "reverse the order of the words in the quick brown fox")
+    assert badges(at) == ["Experimental"], texts(at)
+    assert any("reverse\\_word\\_order is experimental" in w.value for w in at.warning)
+
+
+def test_off_script_request_gets_a_plain_sentence_not_another_answer(app):
+    at = ask(app(), "convert 212 fahrenheit to celsius")
+    assert badges(at) == ["Failed"]
+    assert [e.value for e in at.error] == [
+        "This demo replays recorded replies only, and this request is not one it was "
+        "recorded for, so it has no answer. Try one of the demo's requests."]
+    assert not any("°C" in t for t in texts(at))
+    assert any(b.label.startswith("convert 100 degrees") for b in at.button)  # suggestions
 
 
 def test_sandbox_failure_is_a_message_not_a_traceback(app, monkeypatch, tmp_path):
     monkeypatch.setenv("SEA_SANDBOX_BACKEND", "bwrap")
     monkeypatch.setenv("SEA_SANDBOX_ROOTFS", str(tmp_path / "missing-rootfs"))
+    at = ask(app(), "count the vowels in Encyclopedia Britannica")
+    assert badges(at) == ["Failed"]
+    assert "Sorry, I could not complete this." in [e.value for e in at.error]
+    assert any("sandbox is unavailable" in t and "root filesystem" in t for t in texts(at))
+
+
+def wait_for_step(session: str, step: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pending = runs().pending(session)
+        if pending and pending[0].current == step:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the turn never reached {step}")
+
+
+def test_stop_records_an_interrupted_turn_that_can_be_retried(app):
     at = app()
-    ask(at, "count the vowels in Encyclopedia Britannica")
-    errors = [e.value for e in at.error]
-    assert any("sandbox is unavailable" in e and "root filesystem" in e for e in errors)
-    assert not at.exception
+    at.chat_input[0].set_value(SLOW_REQUEST).run()
+    session = session_of(at)
+    wait_for_step(session, "execute")
+    at.run()
+    assert at.chat_input[0].disabled  # no new question while a turn runs
+    at.button(key="stop-1").click().run()
+    settle(at)
+    assert badges(at) == ["Interrupted"]
+    assert "You stopped this turn before it finished." in [e.value for e in at.error]
+    turn = runs().log.turns(session)[0]
+    assert turn["status"] == "interrupted" and turn["route"][-1] == "execute"
+    at.button(key="retry-1").click().run()
+    settle(at)
+    assert badges(at) == ["Interrupted", "Reused"]  # it was registered before the stop
+    assert "It said: hello." in texts(at)
 
 
-def test_library_page_shows_tools_versions_and_search(app):
+def test_a_question_from_a_second_tab_is_queued_not_lost(app):
+    first = app()
+    session = session_of(first)
+    second = app(session)  # opened before the turn starts: its input is still enabled
+    first.chat_input[0].set_value(SLOW_REQUEST).run()
+    second.chat_input[0].set_value("convert 100 degrees Fahrenheit to Celsius").run()
+    assert [r.status for r in runs().pending(session)] == ["running", "queued"]
+    assert any("Queued" in i.value for i in second.info)
+    settle(second)
+    assert badges(second) == ["Built", "Built"]
+    assert "It said: hello." in texts(second) and "100 °F is 37.78 °C." in texts(second)
+
+
+def test_an_uploaded_csv_is_read_by_a_tool_and_its_output_offered(app, data_home):
     at = app()
-    ask(at, "count the vowels in Encyclopedia Britannica")
-    at.sidebar.radio[0].set_value("Library").run()
-    assert not at.exception
-    labels = [e.label for e in at.expander]
-    assert any(label.startswith("count_vowels v1") and "verified" in label
-               and "used 1×" in label and "success 100%" in label for label in labels)
-    assert any("def count_vowels" in c.value for c in at.code)
-    at.text_input[0].set_value("how many vowels in banana").run()
-    # Plausible, not proven: a judge decides (the page shows the decision before any judge).
-    assert any("Decision: **verify**" in t for t in texts(at))
+    at.chat_input[0].upload("sales.csv", CSV_TEXT.encode(), "text/csv")
+    at.chat_input[0].set_value(CSV_REQUEST).run()
+    settle(at)
+    session = session_of(at)
+    assert (data_home / "sessions" / session / "sales.csv").read_text() == CSV_TEXT
+    assert badges(at) == ["Built"], texts(at)
+    assert any(c.value == label("files: sales.csv") for c in at.caption)
+    table = at.dataframe[0].value
+    assert list(table["column"]) == ["q1", "q2"] and list(table["total"]) == [15, 27]
+    assert at.get("download_button")[0].proto.label == "Download CSV"
 
 
-def test_a_session_resumes_from_the_url(app):
-    session = f"ui-{uuid.uuid4().hex[:6]}"
-    at = app(session)
-    ask(at, "convert 100 degrees Fahrenheit to Celsius")
-    assert at.query_params["session"] == [session] or at.query_params["session"] == session
-    fresh = app(session)  # a browser refresh: a new script run with the same URL
-    messages = [m.value for m in fresh.markdown]
-    assert messages[:2] == ["convert 100 degrees Fahrenheit to Celsius", "100 °F is 37.78 °C."]
-    sidebar_buttons = [b.label for b in fresh.sidebar.button]
-    assert any(label.startswith("convert 100 degrees") for label in sidebar_buttons)
+def test_library_try_rollback_retire_and_restore(app):
+    from tools_store.library import ToolLibrary
+
+    at = ask(app(), "convert 100 degrees Fahrenheit to Celsius")
+    library = ToolLibrary()
+    v1 = library.get("fahrenheit_to_celsius")
+    library.register(v1.spec, v1.code.replace("round(", "1 + round("), v1.tests,
+                     reason="an explicit update", new_version=True)
+    at = app(session_of(at), page="library")
+    assert at.selectbox(key="tool").value == "fahrenheit_to_celsius"
+    assert at.subheader[1].value == "fahrenheit_to_celsius v2 · verified"
+    at.number_input(key="arg-fahrenheit_to_celsius-fahrenheit").set_value(212)
+    at.button(key="FormSubmitter:try-fahrenheit_to_celsius-Run fahrenheit_to_celsius v2") \
+        .click().run()
+    assert not at.exception, at.exception
+    assert any(c.value == "101.0" for c in at.code)  # v2 ran in the sandbox
+    assert any("--- v1" in c.value and "+++ v2" in c.value for c in at.code)  # the diff
+    at.selectbox(key="version-fahrenheit_to_celsius").set_value(1).run()
+    at.button(key="rollback-fahrenheit_to_celsius").click().run()
+    assert library.get("fahrenheit_to_celsius").version == 1
+    at.button(key="retire-fahrenheit_to_celsius").click().run()
+    assert not library.name_taken("fahrenheit_to_celsius")
+    at.button(key="restore-fahrenheit_to_celsius").click().run()
+    assert library.get("fahrenheit_to_celsius").version == 1
+    assert library.name_taken("fahrenheit_to_celsius")
+
+
+def test_sessions_are_dated_marked_renamed_and_deleted(app):
+    from ui import backend
+
+    first = ask(app(), "convert 100 degrees Fahrenheit to Celsius")
+    second = ask(app(), "count the vowels in Encyclopedia Britannica")
+    one, two = session_of(first), session_of(second)
+    listed = [b for b in second.sidebar.button if b.key.startswith("s-")]
+    assert [b.key for b in listed] == [f"s-{two}", f"s-{one}"]  # newest first
+    assert listed[0].label.startswith("count the vowels") and listed[0].proto.type == "secondary"
+    assert listed[1].label.startswith("convert 100") and listed[1].proto.type == "tertiary"
+    assert re.search(r"· \d\d \w{3} \d\d:\d\d$", listed[1].label)
+    page = app(two, page="sessions")
+    page.text_input(key=f"title-{one}").set_value("temperatures")
+    page.button(key=f"rename-{one}").click().run()
+    assert [b.label for b in page.sidebar.button if b.key == f"s-{one}"][0].startswith(
+        "temperatures")
+    page.button(key=f"delete-{one}").click().run()
+    assert [s["session_id"] for s in backend.turn_log().sessions("local")] == [two]
+    assert backend.turn_log().turns(one) == []
+    assert not backend.agent().state(one)  # its checkpoints are gone too
 
 
 def test_settings_page_has_the_policy_section(app):
-    at = app()
-    at.sidebar.radio[0].set_value("Settings").run()
-    assert not at.exception
+    at = app(page="settings")
     assert "Discovery and tool policy" in [h.value for h in at.subheader]
-    assert any("Policy version" in t for t in texts(at))
+    assert any("Policy version" in m.value for m in at.markdown)
+    at.selectbox(key="policy-key").set_value("judge_candidates")
+    at.text_input(key="policy-value").set_value("eleven")
+    at.button(key="policy-set").click().run()
+    assert not at.exception, at.exception
+    assert [e.value for e in at.error if e.value.startswith("Not saved")] == [
+        "Not saved\\: judge\\_candidates must be a whole number from 1 to 10"]
+
+
+def test_sessions_need_a_token_and_stay_with_their_owner(app, monkeypatch):
+    monkeypatch.setenv("SEA_APP_TOKEN", "alice:a-secret,bob:b-secret")
+    at = app()
+    assert at.text_input[0].label == "Access token" and not at.chat_input
+    at.text_input[0].set_value("wrong")
+    at.button[0].click().run()
+    assert "That token is not valid." in [e.value for e in at.error]
+    alice = AppTest.from_file(APP, default_timeout=180)
+    alice.query_params["token"] = "a-secret"
+    alice.run()
+    assert "token" not in alice.query_params
+    ask(alice, "convert 100 degrees Fahrenheit to Celsius")
+    bob = AppTest.from_file(APP, default_timeout=180)
+    bob.query_params["token"] = "b-secret"
+    bob.query_params["session"] = session_of(alice)
+    bob.run()
+    assert any("belongs to someone else" in w.value for w in bob.warning)
+    assert session_of(bob) != session_of(alice)
+    assert not [b for b in bob.sidebar.button if b.key.startswith("s-")]
+
+
+def test_model_and_tool_text_is_shown_as_text(app):
+    beacon = BEACON
+    at = ask(app(), card_request(beacon))
+    assert badges(at) == ["Built"], texts(at)
+    shown = texts(at)
+    assert card_request(beacon) in shown  # the request, as typed
+    assert f"Here is your card ![a]({beacon}/answer.png)" in shown
+    assert f"Hello! ![x]({beacon}/beacon.png) [sign in]({beacon}/signin)" in shown
+    assert not any(beacon in m.value for m in at.markdown)
+    title = next(b.label for b in at.sidebar.button if b.key.startswith("s-"))
+    assert title.startswith("show the greeting card \\!\\[u\\]\\(http\\:")
+
+
+RESULTS = {"value": 42, "text": "plain words", "csv": "a,b\n1,2\n3,4",
+           "series": [1, 4, 9, 16], "records": [{"city": "x", "n": 1}, {"city": "y", "n": 3}],
+           "mapping": {"red": 3, "blue": 5}, "json": {"nested": {"list": [1, "a"]}}}
+
+
+def show_results(results: dict) -> None:
+    import streamlit as st
+
+    from ui.render import render_result
+
+    for name, value in results.items():
+        st.caption(f"kind {name}: {render_result(value, name)}")
+
+
+@pytest.mark.parametrize("kind", list(RESULTS))
+def test_each_kind_of_result_is_shown_as_what_it_is(kind):
+    at = AppTest.from_function(show_results, args=({kind: RESULTS[kind]},)).run()
+    assert not at.exception, at.exception
+    assert at.caption[0].value == f"kind {kind}: {kind}"
+    charts = at.get("arrow_vega_lite_chart") + at.get("vega_lite_chart")
+    expected = {"value": ("code",), "text": ("text",), "csv": ("dataframe", "chart",
+                                                                "download_button"),
+                "series": ("chart", "code"), "records": ("dataframe", "chart",
+                                                         "download_button"),
+                "mapping": ("chart", "dataframe"), "json": ("json",)}[kind]
+    present = {"code": bool(at.code), "text": bool(at.text), "dataframe": bool(at.dataframe),
+               "chart": bool(charts), "download_button": bool(at.get("download_button")),
+               "json": bool(at.json)}
+    assert {k for k, v in present.items() if v} == set(expected)
+
+
+def test_a_result_naming_a_session_file_is_a_download(tmp_path):
+    (tmp_path / "out.txt").write_text("made by a tool")
+
+    def show(folder):
+        from pathlib import Path
+
+        import streamlit as st
+
+        from ui.render import render_result
+
+        st.caption(render_result("out.txt", "f", Path(folder)))
+        st.caption(render_result("../escape.txt", "g", Path(folder)))
+
+    at = AppTest.from_function(show, args=(str(tmp_path),)).run()
+    assert [c.value for c in at.caption] == ["file", "text"]
+    assert at.get("download_button")[0].proto.label == "Download out.txt"

@@ -1,16 +1,25 @@
-"""The chat app in a real browser: Streamlit on a free port, Debian's Chromium via Playwright."""
+"""The chat app in a real browser: Streamlit on a free port, Debian's Chromium via Playwright.
+
+One app serves the module (scripted demo plus the test tools, a warm pool of two); each test
+opens its own page and session. Screenshots of every step go to ``test-artifacts/``; the
+latency figures are printed and written to ``test-artifacts/app-latency.json``.
+"""
 
 from __future__ import annotations
 
+import http.server
+import json
+import re
 import sys
+import threading
+import time
 import uuid
 from pathlib import Path
 
 import pytest
+from app_scripts import CSV_REQUEST, CSV_TEXT, CSV_TOTALS, SLOW_REQUEST, card_request, write_script
 from conftest import require
 from servers import ROOT, free_port, serve
-
-from nodes.kit.scripted import DEMO_SCRIPT
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"
@@ -18,47 +27,284 @@ ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]
+INPUT = "Ask for something a small Python tool could do"
+LONG = 180_000  # ms: a first turn may wait for the embedding model
+pytestmark = pytest.mark.browser
 
 
-@pytest.mark.browser
-def test_chat_in_a_real_browser(docker_sandbox, tmp_path):
+class Listener:
+    """An HTTP server on loopback that records every request it gets."""
+
+    def __init__(self):
+        self.hits: list[str] = []
+        hits = self.hits
+
+        class Record(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - the name http.server calls
+                hits.append(self.path)
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.HTTPServer(("127.0.0.1", free_port()), Record)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def served(docker_sandbox, tmp_path_factory):
+    """The app on a free port and a Chromium to look at it; yields (url, browser, extras)."""
     require(Path(CHROMIUM).exists(), "Debian's chromium is not installed")
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
+    folder = tmp_path_factory.mktemp("browser")
+    listener = Listener()
+    script = write_script(folder / "script.json", listener.url)
+    schema = f"browser_{uuid.uuid4().hex[:8]}"
     port = free_port()
-    env = {"SEA_MODEL": f"scripted:{DEMO_SCRIPT}", "SEA_SANDBOX_POOL": "0",
-           "SEA_LIBRARY_SCHEMA": f"browser_{uuid.uuid4().hex[:8]}"}
+    env = {"SEA_MODEL": f"scripted:{script}", "SEA_SANDBOX_POOL": "2",
+           "SEA_LIBRARY_SCHEMA": schema}
     command = [str(Path(sys.executable).with_name("streamlit")), "run", "ui/app.py",
                "--server.port", str(port), "--server.address", "127.0.0.1",
-               "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+               "--server.headless", "true"]
     url = f"http://127.0.0.1:{port}"
-    with serve(command, f"{url}/_stcore/health", env, tmp_path / "streamlit.log"), \
+    figures: dict = {}
+    with serve(command, f"{url}/_stcore/health", env, folder / "streamlit.log"), \
             sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1100})
-        page.goto(url)
-        box = page.get_by_placeholder("Ask for something a small Python tool could do")
-        box.wait_for(timeout=180_000)
-        assert page.get_by_text("Scripted model").first.is_visible()
-        box.fill("convert 100 degrees Fahrenheit to Celsius")
-        box.press("Enter")
-        page.get_by_text("100 °F is 37.78 °C.").last.wait_for(timeout=180_000)
-        page.screenshot(path=str(ARTIFACTS / "chat-answer.png"), full_page=True)
-        status = page.get_by_text("synthesize: fahrenheit_to_celsius")
-        status.first.wait_for(timeout=30_000)
-        status.first.click()  # open the collapsed status: every step is there
-        for step in ("Plan", "Search", "Specification", "Sandbox", "Registration",
-                     "Execution"):
-            assert page.get_by_text(step, exact=True).first.is_visible(), step
-        assert page.get_by_text("passed: 5 passed, 0 failed").first.is_visible()
-        page.screenshot(path=str(ARTIFACTS / "chat-steps.png"), full_page=True)
-        page.get_by_text("Library", exact=True).click()
-        page.get_by_text("fahrenheit_to_celsius v1").first.wait_for(timeout=60_000)
-        page.screenshot(path=str(ARTIFACTS / "library.png"), full_page=True)
-        assert "session=" in page.url
+        yield {"url": url, "browser": browser, "schema": schema, "listener": listener,
+               "figures": figures, "folder": folder}
         browser.close()
+    listener.close()
+    if figures:
+        (ARTIFACTS / "app-latency.json").write_text(json.dumps(figures, indent=2))
     from sandbox.docker_backend import connect
     from sandbox.ownership import sweep
 
     sweep(connect())  # the app was stopped; nothing of its sandbox may remain
+
+
+def open_chat(served, session: str | None = None):
+    page = served["browser"].new_page(viewport={"width": 1400, "height": 1100},
+                                      accept_downloads=True)
+    page.goto(served["url"] + (f"/?session={session}" if session else ""))
+    page.get_by_placeholder(INPUT).wait_for(timeout=LONG)
+    return page
+
+
+def send(page, request: str) -> float:
+    box = page.get_by_placeholder(INPUT)
+    box.fill(request)
+    box.press("Enter")
+    return time.monotonic()
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def session_of(page) -> str:
+    return re.search(r"session=(\w+)", page.url).group(1)
+
+
+def badge(page, text: str):
+    """Return the turns' badges that say ``text`` (after their icon's name)."""
+    return page.locator("span.stMarkdownBadge").filter(has_text=re.compile(rf" {text}$"))
+
+
+def pick(page, label: str, option: str) -> None:
+    """Choose ``option`` in the select box labelled ``label``."""
+    page.locator('[data-testid="stSelectbox"]').filter(
+        has=page.get_by_text(label, exact=True)).click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def wait_idle(page) -> None:
+    """Wait until the page shows no running turn (the input is enabled again)."""
+    page.locator('[data-testid="stChatInput"] textarea:not([disabled])').wait_for(
+        timeout=LONG)
+
+
+def test_first_request_three_turns_and_a_reload(served):
+    page = open_chat(served)
+    started = send(page, "convert 100 degrees Fahrenheit to Celsius")
+    # Poll what the page says while the first turn runs: when a line first names the step
+    # running now, and the longest time the trace went without a new line.
+    lines_seen: set[str] = set()
+    first_step = None
+    longest = {"update": 0.0, "event": 0.0}  # without any new text; without a new event line
+    last = {"update": started, "event": started}
+    answer = page.get_by_text("100 °F is 37.78 °C.", exact=True)
+    while time.monotonic() - started < LONG / 1000:
+        running = page.get_by_text(re.compile(r"^⏳ .+ — running for"))
+        if first_step is None and running.count():
+            first_step = time.monotonic() - started
+            shot(page, "first-request-progress")
+        lines = set(page.locator('[data-testid="stText"]').all_inner_texts())
+        now = time.monotonic()
+        new = lines - lines_seen
+        for kind, changed in (("update", new), ("event", {x for x in new if x[:1] != "⏳"})):
+            if changed:
+                longest[kind] = max(longest[kind], now - last[kind])
+                last[kind] = now
+        lines_seen |= lines
+        if answer.count() and answer.first.is_visible():
+            break
+        time.sleep(0.05)
+    total = time.monotonic() - started
+    wait_idle(page)
+    send(page, "it's 98.6 F, what is that in celsius?")
+    page.get_by_text("98.6 °F is 37.0 °C.", exact=True).first.wait_for(timeout=LONG)
+    wait_idle(page)
+    started = send(page, "it's 98.6 F outside, what is that in celsius?")
+    page.get_by_text("98.6 °F is 37.0 °C.", exact=True).nth(1).wait_for(timeout=LONG)
+    reuse = time.monotonic() - started
+    wait_idle(page)
+    send(page, "count the vowels in Encyclopedia Britannica")
+    page.get_by_text("'Encyclopedia Britannica' has 9 vowels.", exact=True).wait_for(timeout=LONG)
+    wait_idle(page)
+    served["figures"].update({
+        "first_request_seconds_to_a_line_naming_the_running_step": round(first_step, 2),
+        "first_request_longest_seconds_without_a_page_update": round(longest["update"], 2),
+        "first_request_longest_seconds_without_a_new_event_line": round(longest["event"], 2),
+        "first_request_seconds_to_answer": round(total, 2),
+        "reuse_seconds_to_answer_warm_pool": round(reuse, 2)})
+    print("\napp latency:", json.dumps(served["figures"]))
+    page.reload()
+    page.get_by_text("'Encyclopedia Britannica' has 9 vowels.", exact=True).wait_for(timeout=60_000)
+    for name, count in (("Built", 1), ("Reused", 2), ("Repaired", 1)):
+        assert badge(page, name).count() == count, name
+    traces = page.get_by_text(re.compile(r"^Trace: \d+ steps"))
+    assert traces.count() == 4
+    traces.first.click()
+    page.get_by_text("Registration — registered fahrenheit_to_celsius v1 (verified)").wait_for()
+    traces.nth(3).click()
+    page.get_by_text(re.compile(r"^Reflection — ")).first.wait_for()
+    shot(page, "three-turns-after-reload")
+    assert page.get_by_text("100 °F is 37.78 °C.", exact=True).is_visible()
+    page.close()
+
+
+def test_a_reload_mid_run_reattaches_and_the_answer_arrives(served):
+    page = open_chat(served)
+    send(page, SLOW_REQUEST)
+    page.get_by_text(re.compile(r"^⏳ Execution — running for")).wait_for(timeout=LONG)
+    assert page.locator('[data-testid="stChatInput"] textarea[disabled]').count() == 1
+    shot(page, "mid-run-before-reload")
+    page.reload()  # the turn is still running in the app: the page shows it again
+    page.get_by_text(re.compile(r"^⏳ \w+ — running for")).wait_for(timeout=30_000)
+    shot(page, "mid-run-after-reload")
+    page.get_by_text("It said: hello.", exact=True).wait_for(timeout=LONG)
+    assert badge(page, "Built").count() + badge(page, "Reused").count() == 1
+    shot(page, "mid-run-answered")
+    page.close()
+
+
+def test_stop_ends_a_run_and_records_it(served):
+    page = open_chat(served)
+    send(page, SLOW_REQUEST)
+    page.get_by_text(re.compile(r"^⏳ Execution — running for")).wait_for(timeout=LONG)
+    page.get_by_role("button", name="Stop").click()
+    page.get_by_text("Stopping after the current step...").wait_for(timeout=10_000)
+    badge(page, "Interrupted").wait_for(timeout=LONG)
+    assert page.get_by_text("You stopped this turn before it finished.").is_visible()
+    assert page.get_by_text("It said: hello.", exact=True).count() == 0
+    shot(page, "stopped")
+    page.reload()
+    badge(page, "Interrupted").wait_for(timeout=60_000)  # recorded, not only shown
+    page.get_by_role("button", name="Retry").click()
+    page.get_by_text("It said: hello.", exact=True).wait_for(timeout=LONG)
+    shot(page, "stopped-then-retried")
+    page.close()
+
+
+def test_upload_a_csv_a_tool_reads_it_and_its_output_downloads(served):
+    page = open_chat(served)
+    data = served["folder"] / "sales.csv"
+    data.write_text(CSV_TEXT)
+    page.locator('[data-testid="stChatInput"] input[type="file"]').set_input_files(str(data))
+    page.get_by_text("sales.csv").first.wait_for(timeout=30_000)
+    send(page, CSV_REQUEST)
+    page.get_by_text("The totals of sales.csv are in the table.", exact=True).wait_for(timeout=LONG)
+    shot(page, "csv-result")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download CSV").click()
+    assert Path(download.value.path()).read_text() == CSV_TOTALS
+    page.close()
+
+
+def test_try_a_tool_from_the_library_and_roll_it_back(served):
+    from tools_store.library import ToolLibrary
+
+    page = open_chat(served)
+    library = ToolLibrary(schema=served["schema"])
+    if not library.name_taken("fahrenheit_to_celsius"):
+        send(page, "convert 100 degrees Fahrenheit to Celsius")
+        page.get_by_text("100 °F is 37.78 °C.", exact=True).wait_for(timeout=LONG)
+    current = library.get("fahrenheit_to_celsius")
+    library.register(current.spec, current.code.replace("round(", "1 + round("), current.tests,
+                     reason="an explicit update", new_version=True)
+    newest = current.version + 1
+    page.get_by_role("link", name="Library").click()
+    pick(page, "Open a tool", "fahrenheit_to_celsius")
+    page.get_by_text(f"fahrenheit_to_celsius v{newest} ·").wait_for(timeout=30_000)
+    page.get_by_role("spinbutton", name="fahrenheit").fill("212")
+    page.get_by_role("button", name=f"Run fahrenheit_to_celsius v{newest}").click()
+    page.get_by_text("101.0", exact=True).wait_for(timeout=60_000)
+    shot(page, "library-try")
+    page.get_by_role("tab", name="Versions").click()
+    pick(page, "Version", str(current.version))
+    page.get_by_role("button", name=f"Roll back to v{current.version}").click()
+    page.get_by_text(f"fahrenheit_to_celsius v{current.version} ·").wait_for(timeout=30_000)
+    shot(page, "library-rolled-back")
+    page.get_by_role("link", name="Chat").click()
+    send(page, "it's 98.6 F, what is that in celsius?")
+    page.get_by_text("98.6 °F is 37.0 °C.", exact=True).wait_for(timeout=LONG)
+    page.get_by_text(f"fahrenheit_to_celsius v{current.version} (verified)",
+                     exact=True).last.wait_for()
+    page.get_by_text(re.compile(r"^Trace: ")).last.click()
+    page.get_by_text("Execution — result: 37.0", exact=True).wait_for()  # v2 would say 38.0
+    shot(page, "after-rollback-call")
+    page.close()
+
+
+def test_212_fahrenheit_does_not_get_the_100_fahrenheit_answer(served):
+    page = open_chat(served)
+    send(page, "convert 212 fahrenheit to celsius")
+    badge(page, "Failed").wait_for(timeout=LONG)
+    assert page.get_by_text("this request is not one it was recorded for").is_visible()
+    assert page.get_by_text("37.78").count() == 0
+    # the details stay in the collapsed trace
+    assert page.get_by_text("plan failed").filter(visible=True).count() == 0
+    shot(page, "off-script")
+    page.close()
+
+
+def test_markdown_from_users_models_and_tools_is_text_and_fetches_nothing(served):
+    listener = served["listener"]
+    page = open_chat(served)
+    request = card_request(listener.url)
+    send(page, request)
+    page.get_by_text(f"Here is your card ![a]({listener.url}/answer.png)", exact=True).wait_for(
+        timeout=LONG)
+    page.reload()
+    page.get_by_text(f"Hello! ![x]({listener.url}/beacon.png) [sign in]({listener.url}"
+                     "/signin)", exact=True).wait_for(timeout=60_000)
+    assert page.get_by_text(request, exact=True).is_visible()
+    page.get_by_role("link", name="Library").click()
+    pick(page, "Open a tool", "greeting_card")
+    page.get_by_text("greeting_card v1 ·").wait_for(timeout=30_000)
+    page.wait_for_timeout(1000)
+    shot(page, "markup-as-text")
+    port = str(listener.server.server_port)
+    assert page.locator(f'img[src*="{port}"]').count() == 0
+    assert page.locator(f'a[href*="{port}"]').count() == 0
+    assert listener.hits == []
+    page.close()

@@ -289,26 +289,51 @@ def app(monkeypatch, docker_sandbox, tmp_path):
     st.cache_resource.clear()
     close_shared()
     yield AppTest.from_file(str(ROOT / "ui" / "app.py"), default_timeout=180).run()
+    from ui import backend
+
+    backend.runs().wait(120)  # the app's turns run in its threads: stop what it made
+    backend.runs().log.close()
+    backend.agent().close()
     st.cache_resource.clear()
     close_shared()
     services.library(schema).drop()
     services.forget_library(schema)
 
 
+def settle(at: AppTest) -> list[str]:
+    """Wait until the app's turns end, rerun the page; return the text it shows."""
+    from ui import backend
+
+    assert backend.runs().wait(180), "a turn did not finish"
+    at.run()
+    assert not at.exception, at.exception
+    return [t.value for t in at.text]
+
+
 def test_a_thumbs_down_in_the_app_repairs_the_tool(app):
     from nodes.kit import services
 
     app.chat_input[0].set_value("round 2.5 to the nearest whole number").run()
-    assert not app.exception, app.exception
-    assert [m.value for m in app.markdown][-1] == "round_to_nearest returned 2."
+    assert "round_to_nearest returned 2." in settle(app)
     app.text_input[0].set_value("halves round up")
     app.feedback[0].set_value(0).run()
     assert not app.exception, app.exception
-    shown = [m.value for m in app.markdown]
-    assert any(t.startswith("**Feedback** — round_to_nearest v1 answered 2 for {\"x\": 2.5}, "
+    shown = settle(app)
+    assert "That answer was wrong: halves round up" in shown  # the turn's request
+    assert any(t.startswith("Feedback — round_to_nearest v1 answered 2 for {\"x\": 2.5}, "
                             "which the user marked wrong: halves round up") for t in shown)
-    assert any(t.startswith("**Repair gate** — sandbox: passed: 5 passed") for t in shown)
-    assert shown[-1].startswith("round_to_nearest returned 3. (round_to_nearest v1 failed on "
-                                "this; it was repaired into v2")
+    assert any(t.startswith("Repair gate — sandbox: passed: 5 passed") for t in shown)
+    answers = [t for t in shown if t.startswith("round_to_nearest returned")]
+    assert len(answers) == 2 and answers[0] == "round_to_nearest returned 2."
+    assert answers[1].startswith("round_to_nearest returned 3. (round_to_nearest v1 failed on "
+                                 "this; it was repaired into v2")
+    assert any("-badge[:material/build: Repaired]" in m.value for m in app.markdown)
     library = services.library(os.environ["SEA_LIBRARY_SCHEMA"])
     assert library.get("round_to_nearest").version == 2
+    app.switch_page("views/library.py").run()  # the repair, as the library page shows it
+    assert not app.exception, app.exception
+    shown = [t.value for t in app.text]
+    assert any(t.startswith("Failure that led to v2: ") for t in shown), shown
+    assert any(t.startswith("Reflection (repair ") for t in shown), shown
+    versions = app.dataframe[2].value
+    assert list(versions["version"]) == [1, 2] and list(versions["made from"])[1] == 1

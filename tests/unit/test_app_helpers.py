@@ -1,0 +1,76 @@
+"""The app's pure helpers: escaping, badges, results as tables, tokens, the listening address."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from ui.auth import is_loopback, owner_of_token, tokens
+from ui.render import OFF_SCRIPT, badge_of, csv_table, friendly_error, label, usage_line
+
+
+def test_label_escapes_every_markdown_character():
+    text = "![x](http://h/p.png) [sign in](http://h) <b>*bold*</b> `code` :red[x] $x$ www.x.org"
+    escaped = label(text)
+    assert escaped.replace("\\", "") == text  # nothing lost: every sign kept, as a literal
+    punctuation = r"[!-/:-@\[-`{-~]"
+    assert not re.search(punctuation, re.sub(r"\\" + punctuation, "", escaped))
+
+
+@pytest.mark.parametrize(("turn", "kind"), [
+    ({"status": "done", "decision": "reuse", "tool": "f", "tool_status": "verified"}, "reused"),
+    ({"status": "done", "decision": "synthesize", "tool": "f", "tool_status": "verified",
+      "route": ["verify", "register"]}, "built"),
+    ({"status": "done", "decision": "synthesize", "tool": "f", "tool_status": "verified",
+      "route": ["verify", "reflect", "verify"]}, "repaired"),
+    ({"status": "done", "decision": "synthesize", "tool": "f",
+      "tool_status": "experimental"}, "experimental"),
+    ({"status": "failed", "error": "plan failed", "tool": None}, "failed"),
+    ({"status": "interrupted", "error": "stopped by the user"}, "interrupted"),
+    ({"status": "done", "decision": "multi", "tool": None}, "answered"),
+])
+def test_each_turn_gets_the_badge_of_what_happened(turn, kind):
+    assert badge_of(turn) == kind
+
+
+def test_csv_text_becomes_a_table_and_other_text_does_not():
+    table = csv_table("a,b\n1,2\n3,4\n")
+    assert list(table.columns) == ["a", "b"] and table["b"].sum() == 6
+    assert csv_table("one line, with a comma") is None
+    assert csv_table("a,b\n1,2,3") is None  # ragged
+    assert csv_table("no commas\nat all") is None
+
+
+def test_off_script_errors_become_a_plain_sentence():
+    error = ("plan failed: the scripted model has no recorded reply for step 'plan' and "
+             "this request. This demo only knows these requests: a; b.")
+    assert friendly_error(error) == OFF_SCRIPT
+    assert friendly_error("verify failed: the sandbox is unavailable") == (
+        "Sorry, I could not complete this.")
+
+
+def test_usage_is_summed_in_step_order():
+    usage = {"answer": {"total_tokens": 3}, "plan": {"total_tokens": 5},
+             "args": {"total_tokens": 2}}
+    assert usage_line(usage) == "10 tokens (Plan 5, Arguments 2, Answer 3)"
+    assert usage_line({}) == ""
+
+
+def test_tokens_name_their_owners(monkeypatch):
+    monkeypatch.setenv("SEA_APP_TOKEN", "alice:a-secret, bob:b-secret")
+    known = tokens()
+    assert owner_of_token("a-secret", known) == "alice"
+    assert owner_of_token("b-secret", known) == "bob"
+    assert owner_of_token("a-secre", known) is None
+    monkeypatch.setenv("SEA_APP_TOKEN", "only-one")
+    assert tokens() == {"only-one": "user"}
+    monkeypatch.delenv("SEA_APP_TOKEN")
+    assert tokens() == {}
+
+
+@pytest.mark.parametrize(("address", "local"), [
+    ("127.0.0.1", True), ("localhost", True), ("::1", True), ("127.0.0.5", True),
+    ("0.0.0.0", False), ("", False), (None, False), ("192.168.1.4", False), ("::", False)])
+def test_only_loopback_addresses_count_as_local(address, local):
+    assert is_loopback(address) is local

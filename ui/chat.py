@@ -1,0 +1,201 @@
+"""The chat page: every turn with its story, the running one live, files in and out.
+
+Finished turns come from the turn log, so a rerun or a reload shows each one again with its
+badge, answer, result and collapsed trace. Queued and running turns come from the process's
+registry; a fragment polls it, so a reloaded page re-attaches to a running turn.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import streamlit as st
+
+from graph.runner import wrong_answer_request
+from nodes.enrich import MAX_REQUEST_CHARS
+from nodes.kit.model import load_chat_model
+from tools_store.errors import LibraryError
+
+from . import backend
+from .auth import signed_in
+from .render import (
+    NO_REPLY,
+    OFF_SCRIPT,
+    STOPPED,
+    badge_of,
+    friendly_error,
+    label,
+    render_events,
+    render_result,
+    show_badge,
+    step_label,
+    usage_line,
+)
+from .runs import Run
+from .sessions import current_session
+
+POLL_SECONDS = 0.3
+PLACEHOLDER = (f"Ask for something a small Python tool could do (up to {MAX_REQUEST_CHARS} "
+               "characters; attach files for it to read)")
+ABOUT = ("This agent answers by running small Python tools: it reuses one from its library "
+         "or writes a new one (a spec, tests, then code that must pass them in a sandbox), "
+         "registers it and runs it.")
+
+
+def known_requests() -> list[str]:
+    """Return the requests the scripted demo was recorded for (none for a real model)."""
+    agent = backend.agent()
+    if not agent.scripted:
+        return []
+    return load_chat_model(agent.context.model).known_requests()
+
+
+def save_uploads(session: str, files) -> list[str]:
+    """Copy uploaded files into the session's folder; return their names."""
+    folder = backend.session_dir(session)
+    folder.mkdir(parents=True, exist_ok=True)
+    names = []
+    for upload in files or []:
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", Path(upload.name).name).lstrip(".") or "upload"
+        if name in ("tool.py", "test_tool.py", "conftest.py"):
+            name = "upload_" + name
+        (folder / name).write_bytes(upload.getvalue())
+        names.append(name)
+    return names
+
+
+def submit(session: str, request: str, feedback: dict | None = None) -> None:
+    """Queue a turn with the session's files and show it."""
+    try:
+        backend.runs().submit(session, signed_in(), request, backend.session_files(session),
+                              feedback)
+    except (PermissionError, LibraryError) as exc:
+        st.session_state["submit_error"] = str(exc)
+    st.rerun()
+
+
+def suggestions(session: str, key: str) -> None:
+    """Offer the demo's requests as buttons."""
+    for index, request in enumerate(known_requests()):
+        if st.button(label(request), key=f"{key}-{index}", icon=":material/play_arrow:"):
+            submit(session, request)
+
+
+def empty_chat(session: str) -> None:
+    """Say what the app does and, for the demo, what it can be asked."""
+    st.caption(ABOUT)
+    if known_requests():
+        st.caption("The demo knows these requests:")
+        suggestions(session, "suggest")
+
+
+def render_turn(turn: dict, session: str, last: bool) -> None:
+    """Show one finished turn: the request, then the answer with its story."""
+    with st.chat_message("user"):
+        st.text(turn["request"])
+        if turn["input_files"]:
+            st.caption(label("files: " + ", ".join(turn["input_files"])))
+    with st.chat_message("assistant"):
+        if turn["status"] in ("queued", "running"):
+            st.info("This turn is being started.")
+            return
+        kind = badge_of(turn)
+        show_badge(kind)
+        if turn["tool"]:
+            st.caption(label(f"{turn['tool']} v{turn['version']} ({turn['tool_status']})"))
+        if kind in ("failed", "interrupted"):
+            sentence = friendly_error(turn["error"])
+            st.error(sentence)
+            if sentence not in (OFF_SCRIPT, STOPPED):
+                st.text(turn["error"])
+            if NO_REPLY in turn["error"]:  # the same request would fail again: offer others
+                if last:
+                    suggestions(session, f"retry-suggest-{turn['turn']}")
+            elif st.button("Retry", key=f"retry-{turn['turn']}", icon=":material/replay:"):
+                submit(session, turn["request"])
+        else:
+            if kind == "experimental":
+                st.warning(label(f"{turn['tool']} is experimental: it did not pass all of its "
+                                 "tests, so check this result."))
+            st.text(turn["answer"])
+            render_result(turn["result"], f"{session}-{turn['turn']}",
+                          backend.session_dir(session))
+            if last and turn["tool"]:
+                thumbs_down(session, turn["turn"])
+        usage = usage_line(turn["usage"])
+        if usage:
+            st.caption(usage)  # step names and numbers only
+        steps = len(turn["route"])
+        with st.expander(f"Trace: {steps} steps, {len(turn['events'])} events"):
+            if turn["arguments"] is not None:
+                st.text("Arguments: " + json.dumps(turn["arguments"]))
+            render_events(turn["events"])
+
+
+def thumbs_down(session: str, turn: int) -> None:
+    """Offer a thumbs-down on the last answer; one repairs the tool that gave it (a turn)."""
+    note = st.text_input("Wrong answer? Say what was wrong (optional), then 👎",
+                         key=f"note-{session}-{turn}")
+    if st.feedback("thumbs", key=f"verdict-{session}-{turn}") == 0:
+        submit(session, wrong_answer_request(note), feedback={"note": note})
+
+
+def render_run(run: Run) -> None:
+    """Show a queued or running turn as it goes."""
+    with st.chat_message("user"):
+        st.text(run.request)
+    with st.chat_message("assistant"):
+        if run.status == "queued":
+            st.info("Queued: it runs when the turn before it has finished.")
+            st.button("Cancel", key=f"cancel-{run.turn}", disabled=run.stopping,
+                      on_click=run.stop)
+            return
+        current = step_label(run.current) if run.current else "Starting"
+        with st.container(border=True):
+            if not run.done.is_set():
+                st.text(f"⏳ {current} — running for {time.time() - run.step_started:.1f} s")
+            render_events(run.events)
+        if run.stopping:
+            st.caption("Stopping after the current step...")
+        else:
+            st.button("Stop", key=f"stop-{run.turn}", icon=":material/stop:", on_click=run.stop)
+
+
+@st.fragment(run_every=POLL_SECONDS)
+def live(session: str, shown: tuple[int, ...]) -> None:
+    """Follow the session's queued and running turns; rerun the page when that set changes."""
+    pending = backend.runs().pending(session)
+    if tuple(run.turn for run in pending) != shown:
+        st.rerun()  # a turn ended (or came): the whole page shows it as it is now
+    for run in pending:
+        render_run(run)
+
+
+def chat_page() -> None:
+    """Show the conversation, the running turn, and the input."""
+    session = current_session()
+    turns = backend.turn_log().turns(session)
+    pending = backend.runs().pending(session)
+    shown = tuple(run.turn for run in pending)
+    if not turns:
+        empty_chat(session)
+    finished = [t for t in turns if t["turn"] not in shown]
+    for index, turn in enumerate(finished):
+        render_turn(turn, session, last=index == len(finished) - 1 and not pending)
+    # A turn recorded but not yet (or no longer) in the registry is caught by the next poll.
+    if pending or any(t["status"] in ("queued", "running") for t in finished):
+        live(session, shown)
+    if "submit_error" in st.session_state:
+        st.error(label(st.session_state.pop("submit_error")))
+    # A tab that showed the input before a turn started may still send a question (read
+    # before the widget, which is disabled now and returns nothing): it is queued, not lost.
+    sent = st.session_state.get("request")
+    value = st.chat_input(PLACEHOLDER, max_chars=MAX_REQUEST_CHARS, accept_file="multiple",
+                          disabled=bool(pending), key="request") or sent
+    if value and (value.text.strip() or value.files):
+        names = save_uploads(session, value.files)
+        request = value.text.strip() or f"read {', '.join(names)}"
+        submit(session, request)
