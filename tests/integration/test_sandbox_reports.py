@@ -168,14 +168,14 @@ def test_cli_verify_and_call_print_json(tmp_path, backend, request):
 
 def test_missing_input_file_is_a_clear_error(docker_sandbox, tmp_path):
     missing = tmp_path / "nowhere.csv"
-    # Not a verdict on the code: "infrastructure", which never reaches reflection.
+    # Not a verdict on the code: "input", refused before anything ran, never reflected on.
     result = docker_sandbox.call(IMPL, "add", {"a": 1, "b": 2}, files=[missing])
-    assert result.status == "infrastructure" and "nowhere.csv" in result.error
+    assert result.status == "input" and "nowhere.csv" in result.error
     report = docker_sandbox.verify(IMPL, TESTS, files=[missing])
-    assert report.status == "infrastructure" and "nowhere.csv" in report.detail
+    assert report.status == "input" and "nowhere.csv" in report.detail
     (tmp_path / "conftest.py").write_text("x = 1\n")
     report = docker_sandbox.verify(IMPL, TESTS, files=[tmp_path / "conftest.py"])
-    assert report.status == "infrastructure" and "not allowed" in report.detail
+    assert report.status == "input" and "not allowed" in report.detail
 
 
 def _raw(report: str, **frame_fields) -> RawRun:
