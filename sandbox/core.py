@@ -10,8 +10,11 @@ together, next to the interface whose promise they keep.
 from __future__ import annotations
 
 import ast
+import base64
+import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,12 +22,15 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ValidationError
 
 from .errors import SandboxError, SandboxUnavailable  # noqa: F401  (re-exported)
-from .reports import CallResult, TestOutcome, VerifyReport
+from .reports import CallResult, OutputFile, TestOutcome, VerifyReport
 from .runner import FRAME_MARKER
 
 MAX_INPUT_BYTES = 32 * 1024 * 1024
 TEST_FILE = "test_tool.py"
 TOOL_FILE = "tool.py"
+# Extra modules shipped beside tool.py (a composite's pinned components): plain module names.
+MODULE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}\.py$")
+RESERVED_FILES = (TOOL_FILE, TEST_FILE, "conftest.py")
 
 
 def _env_float(name: str, default: float) -> float:
@@ -49,15 +55,36 @@ class Limits:
     fsize_mb: int = field(default_factory=lambda: _env_int("SEA_SANDBOX_FSIZE_MB", 32))
     output_bytes: int = field(default_factory=lambda: _env_int("SEA_SANDBOX_OUTPUT_BYTES",
                                                                64 * 1024))
+    # Declared output files of a call, all together (they travel base64 in the frame).
+    output_files_bytes: int = field(default_factory=lambda: _env_int(
+        "SEA_SANDBOX_OUTPUT_FILES_BYTES", 2 * 1024 * 1024))
     # Time the host waits beyond ``timeout`` for the runner to report before killing it.
     grace: float = 5.0
 
 
+def check_modules(modules: dict[str, str] | None) -> dict[str, str]:
+    """Return extra source modules if every name is a plain module file name, else raise."""
+    for name in modules or {}:
+        if not MODULE_NAME.fullmatch(name) or name in RESERVED_FILES:
+            raise ValueError(f"module file name {name!r} is not allowed")
+    return dict(modules or {})
+
+
+def check_outputs(outputs: list[str] | None) -> list[str]:
+    """Return the declared output file names if each is a plain file name, else raise."""
+    for name in outputs or []:
+        if (not isinstance(name, str) or not name or "/" in name or name.startswith(".")
+                or len(name) > 200 or name in RESERVED_FILES):
+            raise ValueError(f"output file name {name!r} is not allowed")
+    return list(dict.fromkeys(outputs or []))
+
+
 def build_job(mode: str, implementation: str, tests: str | None, inputs: dict[str, bytes],
               limits: Limits, function: str | None = None, args: dict | None = None,
-              workdir: str = "/tmp/job") -> bytes:
+              workdir: str = "/tmp/job", modules: dict[str, str] | None = None,
+              outputs: list[str] | None = None) -> bytes:
     """Encode one job for the runner: a byte count line, then the JSON."""
-    sources = {TOOL_FILE: implementation}
+    sources = {**(modules or {}), TOOL_FILE: implementation}
     if tests is not None:
         sources[TEST_FILE] = tests
     payload = {
@@ -65,6 +92,7 @@ def build_job(mode: str, implementation: str, tests: str | None, inputs: dict[st
         "inputs": {name: data.hex() for name, data in inputs.items()},
         "timeout": limits.timeout, "output_limit": limits.output_bytes,
         "function": function, "args": args or {},
+        "outputs": outputs or [], "outputs_limit": limits.output_files_bytes,
     }
     body = json.dumps(payload).encode()
     return str(len(body)).encode() + b"\n" + body
@@ -113,6 +141,7 @@ class _Frame(BaseModel):
     stderr: str
     output_truncated: bool
     duration: float
+    files: dict[str, dict] = {}  # declared output files of a call (name -> content or error)
 
 
 class _SuiteReport(BaseModel):
@@ -221,8 +250,36 @@ def verify_report(raw: RawRun, tests: str, limits: Limits) -> VerifyReport:
     return report
 
 
-def call_result(raw: RawRun, limits: Limits) -> CallResult:
-    """Turn a run into a call result."""
+def output_files(frame: _Frame, declared: list[str], limits: Limits) -> list[OutputFile]:
+    """Decode the declared output files of a frame, re-checking sizes and hashes here."""
+    found: list[OutputFile] = []
+    room = limits.output_files_bytes
+    for name in declared:
+        entry = frame.files.get(name)
+        if not isinstance(entry, dict):
+            found.append(OutputFile(name=name, error="the runner did not report it"))
+            continue
+        if "error" in entry:
+            found.append(OutputFile(name=name, error=str(entry["error"])[:200]))
+            continue
+        try:
+            data = base64.b64decode(str(entry.get("b64", "")), validate=True)
+        except ValueError:
+            found.append(OutputFile(name=name, error="its content was malformed"))
+            continue
+        digest = hashlib.sha256(data).hexdigest()
+        if len(data) > room:
+            found.append(OutputFile(name=name, error="it is larger than the output file limit"))
+        elif digest != entry.get("sha256") or len(data) != entry.get("size"):
+            found.append(OutputFile(name=name, error="its size or hash does not match"))
+        else:
+            room -= len(data)
+            found.append(OutputFile(name=name, size=len(data), sha256=digest, content=data))
+    return found
+
+
+def call_result(raw: RawRun, limits: Limits, outputs: list[str] | None = None) -> CallResult:
+    """Turn a run into a call result (with the declared ``outputs`` files when it worked)."""
     frame = parse_frame(raw.output)
     common: dict[str, Any] = {"duration": round(raw.duration, 4), "backend": raw.backend}
     if frame is not None:
@@ -241,7 +298,7 @@ def call_result(raw: RawRun, limits: Limits) -> CallResult:
         payload = json.loads(frame.report)
         if payload.get("ok") is True and frame.child_exit == 0:
             return CallResult(ok=True, status="ok", result=json.loads(payload["result_json"]),
-                              **common)
+                              files=output_files(frame, outputs or [], limits), **common)
         return CallResult(ok=False, status="error",
                           error_type=str(payload.get("error_type", "Error"))[:200],
                           error=str(payload.get("error", ""))[:4000], **common)
@@ -286,23 +343,35 @@ class Sandbox:
         return self.backend.limits
 
     def verify(self, implementation: str, tests: str,
-               files: list[str | Path] | dict[str, bytes] | None = None) -> VerifyReport:
-        """Run ``tests`` against ``implementation`` and report each test's outcome."""
+               files: list[str | Path] | dict[str, bytes] | None = None,
+               modules: dict[str, str] | None = None) -> VerifyReport:
+        """Run ``tests`` against ``implementation`` and report each test's outcome.
+
+        ``modules`` are extra source files (name -> code) placed beside the implementation.
+        """
         try:
             inputs = read_inputs(files)
+            modules = check_modules(modules)
         except (OSError, ValueError) as exc:
             return VerifyReport(status="error", detail=f"input files: {exc}",
                                 backend=self.backend.name)
         try:
             raw = self.backend.run(build_job("verify", implementation, tests, inputs,
-                                             self.limits))
+                                             self.limits, modules=modules))
         except SandboxUnavailable as exc:
             return unavailable_report(str(exc), self.backend.name)
         return verify_report(raw, tests, self.limits)
 
     def call(self, implementation: str, function: str, args: dict,
-             files: list[str | Path] | dict[str, bytes] | None = None) -> CallResult:
-        """Call ``function(**args)`` of ``implementation``; arguments and result are JSON."""
+             files: list[str | Path] | dict[str, bytes] | None = None,
+             modules: dict[str, str] | None = None,
+             outputs: list[str] | None = None) -> CallResult:
+        """Call ``function(**args)`` of ``implementation``; arguments and result are JSON.
+
+        ``modules`` are extra source files placed beside the implementation; ``outputs``
+        names the files the call may write in its working directory, copied out (size-capped
+        and hashed) into ``CallResult.files``.
+        """
         try:
             json.dumps(args, allow_nan=False)
         except (TypeError, ValueError) as exc:
@@ -310,15 +379,17 @@ class Sandbox:
                               error=f"arguments are not JSON: {exc}")
         try:
             inputs = read_inputs(files)
+            modules, outputs = check_modules(modules), check_outputs(outputs)
         except (OSError, ValueError) as exc:
             return CallResult(ok=False, status="error", error_type="InputFiles",
                               error=f"input files: {exc}", backend=self.backend.name)
         try:
             raw = self.backend.run(build_job("call", implementation, None, inputs, self.limits,
-                                             function=function, args=args))
+                                             function=function, args=args, modules=modules,
+                                             outputs=outputs))
         except SandboxUnavailable as exc:
             return unavailable_call(str(exc), self.backend.name)
-        return call_result(raw, self.limits)
+        return call_result(raw, self.limits, outputs)
 
     def close(self) -> None:
         """Release the backend."""

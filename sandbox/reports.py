@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -72,6 +72,18 @@ class VerifyReport(BaseModel):
         return base + (f" ({self.detail})" if self.detail else "")
 
 
+class OutputFile(BaseModel):
+    """A file a call declared and wrote in its working directory, copied out (or why not)."""
+
+    model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
+
+    name: str
+    size: int = 0
+    sha256: str = ""
+    content: bytes | None = Field(default=None, repr=False)
+    error: SafeText = Field(default="", description="why the file is missing, if it is")
+
+
 class CallResult(BaseModel):
     """The result of calling one function of an implementation in the sandbox."""
 
@@ -84,6 +96,7 @@ class CallResult(BaseModel):
     stdout: SafeText = ""
     stderr: SafeText = ""
     backend: str = ""
+    files: list[OutputFile] = Field(default_factory=list, description="declared output files")
 
     def describe_error(self) -> str:
         """Return the error as one readable line."""

@@ -8,11 +8,15 @@ kills every other process it can signal, and writes one framed line as the last 
 own stdout. The host treats that frame as untrusted input and checks it.
 """
 
+import base64
 import ctypes
+import errno
+import hashlib
 import json
 import os
 import select
 import signal
+import stat
 import sys
 import time
 
@@ -156,6 +160,31 @@ def _run_child(job, workdir, report_w, out_w, err_w):
         os._exit(code)
 
 
+def _collect_outputs(job, workdir):
+    """Read a call's declared output files (regular, no links, within the byte limit)."""
+    room, files = int(job.get("outputs_limit", 0)), {}
+    for name in job.get("outputs") or []:
+        if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+            continue
+        try:
+            fd = os.open(os.path.join(workdir, name), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError as exc:
+            files[name] = {"error": "the tool did not write it" if exc.errno == errno.ENOENT
+                           else f"it could not be read ({exc.strerror})"}
+            continue
+        with os.fdopen(fd, "rb") as fh:
+            regular = stat.S_ISREG(os.fstat(fd).st_mode)
+            data = fh.read(room + 1) if regular else b""
+        if not regular or len(data) > room:
+            files[name] = {"error": "it is larger than the output file limit" if regular
+                           else "it is not a regular file"}
+            continue
+        room -= len(data)
+        files[name] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+                       "b64": base64.b64encode(data).decode("ascii")}
+    return files
+
+
 def _warm_up():
     """Run a trivial suite once so a pooled runner's job finds pytest's plugins loaded."""
     import contextlib
@@ -261,6 +290,7 @@ def main():
         "output_truncated": overflow[out_r] or overflow[err_r],
         "duration": round(time.monotonic() - started, 4),
     }
+    frame["files"] = _collect_outputs(job, workdir) if job["mode"] == "call" else {}
     sys.stdout.write("\n" + FRAME_MARKER + json.dumps(frame) + "\n")
     sys.stdout.flush()
     os._exit(0)
