@@ -30,6 +30,8 @@ from .index import Docs, ToolIndex
 from .migrations import migrate
 from .mirror import FileMirror
 from .models import Candidate, SearchResult, ToolRecord, ToolSpec, check_tool_name
+from .sessions import SessionData
+from .workflows import WorkflowStore
 
 code_hash = records.code_hash
 
@@ -59,6 +61,10 @@ def _wrap_public_methods(cls: type) -> type:
     return cls
 
 
+_wrap_public_methods(SessionData)
+_wrap_public_methods(WorkflowStore)
+
+
 @_wrap_public_methods
 class ToolLibrary:
     """Register, find, version and log tools."""
@@ -76,6 +82,11 @@ class ToolLibrary:
         self.model_id = model_id or embedding_model_id()
         self._local = threading.local()
         self.index = ToolIndex(self.url, schema, self.model_id, self._reader, self.connect)
+        # Session data (items and memory) and learned workflows, on the same connections.
+        self.sessions = SessionData(self.connect, self._reader, self.index, self.model_id,
+                                    sea_home() / ("sessions" if schema == "sea"
+                                                  else f"sessions-{schema}"))
+        self.workflows = WorkflowStore(self.connect, self._reader, self.index, self.model_id)
         try:
             with self.connect() as conn:
                 migrate(conn, schema)
@@ -127,16 +138,19 @@ class ToolLibrary:
 
     def register(self, spec: ToolSpec, code: str, tests: str, report: dict | None = None,
                  status: str = "verified", reason: str = "created",
-                 new_version: bool = False) -> ToolRecord:
+                 new_version: bool = False, components: list[dict] | None = None
+                 ) -> ToolRecord:
         """Register a tool atomically.
 
         A name in use is refused unless ``new_version`` says this is a repair or an update.
+        ``components`` pins a composite's component tools (name, version) with the version.
         """
         return self.register_many([(spec, code, tests, report or {}, status, reason)],
-                                  new_version=new_version)[0]
+                                  new_version=new_version, components=components)[0]
 
     def register_many(self, items: list[tuple[ToolSpec, str, str, dict, str, str]],
-                      new_version: bool = False) -> list[ToolRecord]:
+                      new_version: bool = False, components: list[dict] | None = None
+                      ) -> list[ToolRecord]:
         """Register several tools in one transaction (all or none)."""
         for spec, *_ in items:
             check_tool_name(spec.name)
@@ -150,6 +164,9 @@ class ToolLibrary:
                                                                          strict=True):
                 record = records.insert_version(conn, spec, code, tests, report, status,
                                                 reason, new_version)
+                if components:
+                    records.set_components(conn, spec.name, record.version, components)
+                    record.components = components
                 _crash_point("after_version_insert")
                 records.make_current(conn, spec.name, record.version, status)
                 self.index.write(conn, spec.name, record.version, docs,
@@ -182,6 +199,20 @@ class ToolLibrary:
         if not found:
             raise ToolNotFound(f"no tool {name!r}")
         return found
+
+    def component_modules(self, record: ToolRecord) -> dict[str, str]:
+        """Return the source files a composite needs beside it: its pinned components."""
+        modules: dict[str, str] = {}
+        pending = list(record.components)
+        while pending:
+            pin = pending.pop()
+            component = self.get(pin["name"], pin["version"])
+            filename = f"{component.name}.py"
+            if modules.get(filename, component.code) != component.code:
+                raise LibraryError(f"{record.name} needs two versions of {component.name}")
+            modules[filename] = component.code
+            pending += component.components
+        return modules
 
     def executions(self, name: str, limit: int = 20) -> list[dict]:
         """Return a tool's most recent executions."""
@@ -319,3 +350,4 @@ class ToolLibrary:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
                 sql.Identifier(self.schema)))
         self.mirror.remove()
+        self.sessions.remove_files()

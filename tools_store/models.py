@@ -120,6 +120,8 @@ class ToolRecord(BaseModel):
     current: bool = True
     uses: int = 0
     successes: int = 0
+    # A composite's component tools, pinned: [{"name": ..., "version": ...}] in call order.
+    components: list[dict] = Field(default_factory=list)
 
     @property
     def success_rate(self) -> float | None:

@@ -26,6 +26,14 @@ DEFAULT_POLICY = {
     "min_tests": 3,
     "history_turns": 6,
     "served_requests_indexed": 20,
+    # Multi-step plans and learned workflows (issue 12).
+    "max_steps": 5,
+    # Similarity of a new request to a recorded workflow's requests, per embedding model.
+    "workflow_thresholds": {LOCAL_ID: 0.75, "default": 0.85},
+    "workflow_min_successes": 2,  # evidence before a workflow is reused without planning
+    "promotion": {"min_uses": 3, "min_success_rate": 0.9, "replay_runs": 5,
+                  "replay_bytes": 256 * 1024},
+    "memory": {"relevant_turns": 2, "min_similarity": 0.3, "summary_turns": 20},
 }
 
 

@@ -31,7 +31,8 @@ def record_of(row: dict) -> ToolRecord:
                       tests=row["tests"], report=row["report"], code_hash=row["code_hash"],
                       reason=row["reason"], created_at=row["created_at"],
                       current=row.get("current", True), uses=row.get("uses", 0),
-                      successes=row.get("successes", 0))
+                      successes=row.get("successes", 0),
+                      components=row.get("components") or [])
 
 
 def insert_version(conn: psycopg.Connection, spec: ToolSpec, code: str, tests: str,
@@ -55,6 +56,13 @@ def insert_version(conn: psycopg.Connection, spec: ToolSpec, code: str, tests: s
          code_hash(code), reason))
     return ToolRecord(name=spec.name, version=version, status=status, spec=spec, code=code,
                       tests=tests, report=report, code_hash=code_hash(code), reason=reason)
+
+
+def set_components(conn: psycopg.Connection, name: str, version: int,
+                   components: list[dict]) -> None:
+    """Record the pinned component tools of a composite version."""
+    conn.execute("UPDATE tool_versions SET components = %s WHERE name = %s AND version = %s",
+                 (Jsonb(components), name, version))
 
 
 def make_current(conn: psycopg.Connection, name: str, version: int, status: str) -> None:
