@@ -12,6 +12,7 @@ from nodes.enrich import enrich
 from nodes.execute import execute
 from nodes.impl import impl
 from nodes.kit.context import Context
+from nodes.learn import learn
 from nodes.plan import plan
 from nodes.reflect import reflect
 from nodes.register import register
@@ -28,8 +29,8 @@ def ok_or_answer(state: AgentState) -> Literal["next", "answer"]:
 
 
 def after_plan(state: AgentState) -> Literal["retrieve", "answer"]:
-    """Multi-step plans are detected and explained, not run (yet)."""
-    return "answer" if state.get("error") or state.get("decision") == "multi" else "retrieve"
+    """Start the plan's first step; a plan refused (or not made) ends the turn."""
+    return "answer" if state.get("error") else "retrieve"
 
 
 def after_decide(state: AgentState) -> Literal["execute", "spec", "answer"]:
@@ -53,13 +54,27 @@ def after_verify(state: AgentState) -> Literal["register", "reflect", "answer"]:
     return "register"
 
 
+def after_execute(state: AgentState) -> Literal["retrieve", "answer"]:
+    """Back to ``retrieve`` for the plan's next step while steps remain; a failure stops it."""
+    if state.get("error"):
+        return "answer"
+    return "retrieve" if state.get("step", 0) < len(state.get("steps") or []) else "answer"
+
+
+def after_answer(state: AgentState) -> Literal["learn", "__end__"]:
+    """Learn from multi-step turns (and every run of a learned workflow); others just end."""
+    if state.get("workflow") or (len(state.get("steps") or []) > 1 and not state.get("error")):
+        return "learn"
+    return END
+
+
 def build_graph() -> StateGraph:
     """Return the uncompiled graph."""
     builder = StateGraph(AgentState, context_schema=Context)
     for name, function in [("enrich", enrich), ("plan", plan), ("retrieve", retrieve),
                            ("decide", decide), ("spec", spec), ("tests", tests), ("impl", impl),
                            ("verify", verify), ("reflect", reflect), ("register", register),
-                           ("execute", execute), ("answer", answer)]:
+                           ("execute", execute), ("answer", answer), ("learn", learn)]:
         builder.add_node(name, function)
     builder.add_edge(START, "enrich")
     # Steps that either go on or end the turn with a clear error (one path map each).
@@ -73,8 +88,11 @@ def build_graph() -> StateGraph:
     builder.add_conditional_edges("decide", after_decide)
     # The bounded repair loop: verify -> reflect -> verify, counted in ``attempts``.
     builder.add_conditional_edges("verify", after_verify)
-    builder.add_edge("execute", "answer")
-    builder.add_edge("answer", END)
+    # The plan's loop: each step goes retrieve -> decide -> ... -> execute, then the next one.
+    builder.add_conditional_edges("execute", after_execute)
+    # What a multi-step turn taught (workflows, composites) is written once, at the end.
+    builder.add_conditional_edges("answer", after_answer)
+    builder.add_edge("learn", END)
     return builder
 
 
