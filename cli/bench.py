@@ -170,8 +170,11 @@ def cmd_library(args) -> int:
     return 0
 
 
+TWO_STEPS = "convert 100 degrees Fahrenheit to Celsius, then to Kelvin"
+
+
 def cmd_pipeline(args) -> int:
-    """Time the reuse and synthesis paths end to end with the scripted model."""
+    """Time the reuse, synthesis and two-step paths end to end with the scripted model."""
     from graph.runner import Agent
     from nodes.kit import services
 
@@ -179,7 +182,7 @@ def cmd_pipeline(args) -> int:
     agent = Agent(model=args.model, sandbox_backend=args.backend, sandbox_pool=args.pool,
                   library_schema=schema)
 
-    synth, reuse = [], []
+    synth, reuse, two_steps = [], [], []
     try:
         library = services.library(schema)
         library.vector_store()  # load the embedding model before timing
@@ -199,6 +202,16 @@ def cmd_pipeline(args) -> int:
             if first.get("decision") != "synthesize" or second.get("decision") != "reuse":
                 raise RuntimeError(f"unexpected routes: {first.get('route')} / "
                                    f"{second.get('route')}; {first.get('error')}")
+            agent.ask(TWO_STEPS)  # builds the second tool (celsius_to_kelvin), not timed
+            if pool:
+                pool.wait_ready(60)
+            start = time.perf_counter()
+            both = agent.ask(TWO_STEPS)  # both tools present: plan, two reuses, learn
+            two_steps.append(time.perf_counter() - start)
+            if both.get("error") or both["route"].count("execute") != 2 or "spec" in both[
+                    "route"]:
+                raise RuntimeError(f"unexpected two-step route: {both.get('route')}; "
+                                   f"{both.get('error')}")
             library.drop()  # an empty library again, so the next run synthesizes
             services.forget_library(schema)
             library = services.library(schema)
@@ -210,7 +223,11 @@ def cmd_pipeline(args) -> int:
           "synthesis_path_s": {"p50": round(statistics.median(synth), 3), "max": round(
               max(synth), 3)},
           "reuse_path_s": {"p50": round(statistics.median(reuse), 3),
-                           "max": round(max(reuse), 3)}}, args.json)
+                           "max": round(max(reuse), 3)},
+          "two_step_path_s": {"p50": round(statistics.median(two_steps), 3),
+                              "max": round(max(two_steps), 3)},
+          "two_step_over_reuse_p50": round(statistics.median(two_steps)
+                                           / statistics.median(reuse), 2)}, args.json)
     return 0
 
 
@@ -227,7 +244,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--searches", type=int, default=50)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_library)
-    p = bench_sub.add_parser("pipeline", help="reuse and synthesis paths, scripted model")
+    p = bench_sub.add_parser("pipeline", help="reuse, synthesis and two-step paths, "
+                                              "scripted model")
     p.add_argument("--runs", type=int, default=5)
     common_options(p)
     p.set_defaults(func=cmd_pipeline, pool=2)

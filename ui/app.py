@@ -16,11 +16,12 @@ from graph.resident import ResidentServer  # noqa: E402
 from graph.runner import SCRIPTED_BANNER, Agent, new_session_id  # noqa: E402
 from nodes.decide import preview  # noqa: E402
 from sandbox.doctor import doctor  # noqa: E402
+from ui.workflows_page import workflows_page  # noqa: E402
 
 STEP_LABELS = {"enrich": "Context", "plan": "Plan", "retrieve": "Search", "decide": "Decision",
                "spec": "Specification", "tests": "Tests", "impl": "Implementation",
                "verify": "Sandbox", "reflect": "Reflection", "register": "Registration",
-               "execute": "Execution", "answer": "Answer"}
+               "execute": "Execution", "answer": "Answer", "learn": "Learning"}
 
 
 @st.cache_resource(show_spinner="Starting the agent (database, embeddings, sandbox)...")
@@ -168,7 +169,7 @@ def main() -> None:
     if agent.scripted:
         st.warning(SCRIPTED_BANNER, icon="🎞️")
     with st.sidebar:
-        page = st.radio("Page", ["Chat", "Library", "Settings"], key="page")
+        page = st.radio("Page", ["Chat", "Library", "Workflows", "Settings"], key="page")
         st.divider()
         if st.button("New session"):
             st.query_params["session"] = new_session_id()
@@ -184,7 +185,8 @@ def main() -> None:
                 st.query_params["session"] = item["session_id"]
                 st.rerun()
     try:
-        {"Chat": chat_page, "Library": library_page, "Settings": settings_page}[page](agent)
+        {"Chat": chat_page, "Library": library_page, "Workflows": workflows_page,
+         "Settings": settings_page}[page](agent)
     except Exception as exc:  # errors are messages, never a Streamlit traceback
         st.error(f"{type(exc).__name__}: {exc}")
 
