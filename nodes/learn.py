@@ -11,7 +11,7 @@ from langgraph.runtime import Runtime
 
 from .kit.composite import due, promote
 from .kit.context import Context
-from .kit.node import event, library, model, node, sandbox, session_of
+from .kit.node import EXPECTED, event, library, model, node, sandbox, session_of
 from .kit.workflow import learn_bindings, workflow_key
 
 
@@ -29,7 +29,20 @@ def run_record(state: dict, session: str, arguments: dict) -> dict:
 
 @node("learn")
 def learn(state: dict, runtime: Runtime[Context]) -> dict:
-    """Record the turn's workflow run; promote the workflow when the policy says it is due."""
+    """Record the turn's workflow run; promote the workflow when the policy says it is due.
+
+    The turn has been answered: a failure here is reported as an event, never as the turn's
+    error.
+    """
+    try:
+        record_and_promote(state, runtime)
+    except EXPECTED as exc:
+        event("learn", f"nothing learned from this turn: {exc}", level="error")
+    return {}
+
+
+def record_and_promote(state: dict, runtime: Runtime[Context]) -> None:
+    """Record the run (creating the workflow on a plan's first success); promote when due."""
     lib = library(runtime)
     session = session_of(runtime)
     reused = state.get("workflow") or {}
@@ -61,4 +74,3 @@ def learn(state: dict, runtime: Runtime[Context]) -> dict:
                    else f"promotion failed: {outcome['reason']}")
         event("learn", message, promotion=outcome,
               level="error" if outcome["status"] != "promoted" else "info")
-    return {}

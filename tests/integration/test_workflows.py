@@ -11,6 +11,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -21,6 +24,7 @@ from nodes.kit import services
 from nodes.kit.scripted import DEMO_SCRIPT
 from tools_store.models import ToolSpec
 
+ROOT = Path(__file__).resolve().parents[2]
 PRODUCTS = "product,price,cost\napple,10,8\nbread,4,3.8\ncheese,25,15\ndates,8,7.5\n"
 Q2 = "product,price,cost\neggs,5,2\nflour,3,2.9\n"
 ABOVE_10 = [{"product": "apple", "margin_pct": "20.0"},
@@ -413,7 +417,85 @@ def test_the_demo_runs_its_two_step_example_and_learns_it(docker_sandbox):
         assert state["answer"] == "100 °F is 37.78 °C, which is 310.93 K."
         assert [s["tool"] for s in agent.workflows()[0]["steps"]] == [
             "fahrenheit_to_celsius", "celsius_to_kelvin"]
+
+        # On demand from the command line, before the promotion criteria are met.
+        env = {**os.environ, "SEA_LIBRARY_SCHEMA": agent.context.library_schema}
+
+        def sea(*arguments: str) -> dict:
+            run = subprocess.run([sys.executable, "-m", "cli", "workflows", *arguments,
+                                  "--json"], capture_output=True, text=True, timeout=300,
+                                 cwd=ROOT, env=env)
+            assert run.returncode == 0, run.stdout + run.stderr[-2000:]
+            return json.loads(run.stdout)
+
+        [listed] = sea("list")["workflows"]
+        assert (listed["uses"], listed["successes"], listed["composite"]) == (1, 1, None)
+        outcome = sea("promote", str(listed["id"]), "--model", f"scripted:{DEMO_SCRIPT}")
+        assert outcome["status"] == "promoted" and outcome["tool"] == "fahrenheit_to_kelvin"
+        shown = sea("show", str(listed["id"]))
+        assert shown["composite"] == "fahrenheit_to_kelvin" and len(shown["runs"]) == 1
+        composite = agent.library.get("fahrenheit_to_kelvin")
+        assert f"def test_replay_run_{shown['runs'][0]['id']}(" in composite.tests
+        assert "import celsius_to_kelvin as _celsius_to_kelvin" in composite.code
     finally:
         services.library(agent.context.library_schema).drop()
         services.forget_library(agent.context.library_schema)
         agent.close()
+
+
+def test_memory_beyond_the_window_summarizes_and_finds_the_relevant_turns():
+    from types import SimpleNamespace
+
+    from langchain_core.messages import AIMessage, HumanMessage
+
+    from nodes.enrich import enrich
+    from nodes.kit.context import Context
+
+    turns = [("convert 100 degrees Fahrenheit to Celsius", "100 °F is 37.78 °C."),
+             ("count the vowels in Encyclopedia Britannica", "It has 9 vowels."),
+             ("reverse the words of the quick brown fox", "fox brown quick the"),
+             ("what is 2 + 2", "4")]
+    messages = [m for q, a in turns for m in (HumanMessage(q), AIMessage(a))]
+    session = f"memory-{uuid.uuid4().hex[:6]}"
+    runtime = SimpleNamespace(context=Context(history_turns=1, session_id=session))
+    update = enrich({"request": "and what is 98.6 F in celsius?", "messages": messages},
+                    runtime)
+    assert [t["content"] for t in update["history"]] == ["what is 2 + 2", "4"]
+    memory = update["memory"]
+    assert "Earlier in this session (3 turns before the recent ones):" in memory
+    assert "2. asked 'count the vowels in Encyclopedia Britannica' -> 'It has 9 vowels.'" \
+        in memory
+    relevant = memory.split("Earlier turns most relevant to this request:\n")[1]
+    assert relevant.startswith("turn 1: user: convert 100 degrees Fahrenheit to Celsius")
+    assert "vowels" not in relevant and update["turn"] == 5
+    # Each older turn's embedding is stored once, for the turns to come.
+    library = services.library()
+    rows = library._reader().execute("SELECT turn FROM session_turns WHERE session_id = %s "
+                                     "ORDER BY turn", (session,)).fetchall()
+    assert [r["turn"] for r in rows] == [1, 2, 3]
+
+
+def test_sea_ask_continues_a_session_with_its_data(agent, data, tmp_path):
+    later = "now keep only the rows of that data above 30 %"
+    plan = {"step": "plan", "request": later, "reply": {
+        "kind": "single", "standalone_request": STEP_2.format(n=30), "steps": [{
+            "request": STEP_2.format(n=30), "inputs": {"margins.csv": {"item": "margins.csv"}},
+            "outputs": ["selected.csv"]}]}}
+    script = write_script(tmp_path, [plan])
+    env = {**os.environ, "SEA_LIBRARY_SCHEMA": agent.context.library_schema}
+
+    def sea_ask(*arguments: str) -> dict:
+        run = subprocess.run([sys.executable, "-m", "cli", "ask", *arguments, "--session",
+                              "cli-session", "--model", f"scripted:{script}", "--in-process",
+                              "--json"], capture_output=True, text=True, timeout=300,
+                             cwd=ROOT, env=env)
+        assert run.returncode == 0, run.stdout + run.stderr[-2000:]
+        return json.loads(run.stdout)
+
+    first = sea_ask(REQUEST, "--data", data["products.csv"])
+    assert [s["tool"] for s in first["steps"]] == ["product_margins", "filter_rows"]
+    assert first["steps"][0]["kept"] == ["result_t1_s1", "margins.csv"]
+    second = sea_ask(later)  # no file given: the session's margins.csv is used
+    assert second["result"] == [{"product": "cheese", "margin_pct": "40.0"}]
+    names = [i["name"] for i in agent.session_items("cli-session")]
+    assert set(names[:2]) == {"selected.csv", "result_t2"} and "selected.t1.csv" in names

@@ -204,3 +204,18 @@ def test_the_routers_after_execute_and_answer():
     assert after_answer({"steps": steps, "error": "boom"}) == "__end__"
     assert after_answer({"steps": steps[:1]}) == "__end__"
     assert after_answer({"steps": steps[:1], "workflow": {"id": 1}, "error": "x"}) == "learn"
+
+
+def test_a_failure_while_learning_does_not_fail_the_answered_turn(tmp_path):
+    from tools_store.errors import LibraryError
+
+    library = library_with_both()
+
+    def broken(*args, **kwargs):
+        raise LibraryError("the database went away")
+
+    library.workflows.record = broken
+    sandbox = FakeSandbox({"fahrenheit_to_celsius": 37.78, "celsius_to_kelvin": 310.93})
+    route, state = run(two_step_script(tmp_path), REQUEST, library, sandbox)
+    assert route == LOOP + ["learn"]
+    assert not state["error"] and state["answer"] == "310.93 K"
