@@ -50,7 +50,7 @@ class AgentState(TypedDict, total=False):
     error: str  # a clear error that ends the turn
     answer: str  # the short natural-language answer
     usage: Annotated[dict, sum_usage]  # token usage per step of this turn
-    # Multi-step plans, session data and workflows (issue 12).
+    # Multi-step plans, session data and workflows.
     turn: int  # this turn's number in the session (1 for the first)
     memory: str  # older turns summarized, and the earlier turns most relevant to this request
     items: list[dict]  # a short listing of the session's data (name, kind, shape, turn)

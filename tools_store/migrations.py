@@ -75,7 +75,7 @@ MIGRATIONS: list[tuple[int, str]] = [
         value text NOT NULL
     );
     """),
-    # Issue 12: session data, memory beyond the window, learned workflows, composite tools.
+    # Session data, memory beyond the window, learned workflows, composite tools.
     (7, """
     ALTER TABLE tool_versions ADD COLUMN IF NOT EXISTS components jsonb NOT NULL DEFAULT '[]';
     ALTER TABLE workflow_patterns

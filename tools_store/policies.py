@@ -26,7 +26,7 @@ DEFAULT_POLICY = {
     "min_tests": 3,
     "history_turns": 6,
     "served_requests_indexed": 20,
-    # Multi-step plans and learned workflows (issue 12).
+    # Multi-step plans and learned workflows.
     "max_steps": 5,
     # Similarity of a new request to a recorded workflow's requests, per embedding model.
     "workflow_thresholds": {LOCAL_ID: 0.75, "default": 0.85},
