@@ -22,12 +22,13 @@ from graph.runner import (  # noqa: E402
 from nodes.decide import preview  # noqa: E402
 from sandbox.doctor import doctor  # noqa: E402
 from ui.policy_settings import policy_section  # noqa: E402
+from ui.workflows_page import workflows_page  # noqa: E402
 
 STEP_LABELS = {"enrich": "Context", "plan": "Plan", "retrieve": "Search", "decide": "Decision",
                "spec": "Specification", "tests": "Tests", "impl": "Implementation",
                "verify": "Sandbox", "reflect": "Reflection", "register": "Registration",
                "execute": "Execution", "answer": "Answer", "feedback": "Feedback",
-               "gate": "Repair gate"}
+               "gate": "Repair gate", "learn": "Learning"}
 
 
 @st.cache_resource(show_spinner="Starting the agent (database, embeddings, sandbox)...")
@@ -197,7 +198,7 @@ def main() -> None:
     if agent.scripted:
         st.warning(SCRIPTED_BANNER, icon="🎞️")
     with st.sidebar:
-        page = st.radio("Page", ["Chat", "Library", "Settings"], key="page")
+        page = st.radio("Page", ["Chat", "Library", "Workflows", "Settings"], key="page")
         st.divider()
         if st.button("New session"):
             st.query_params["session"] = new_session_id()
@@ -213,7 +214,8 @@ def main() -> None:
                 st.query_params["session"] = item["session_id"]
                 st.rerun()
     try:
-        {"Chat": chat_page, "Library": library_page, "Settings": settings_page}[page](agent)
+        {"Chat": chat_page, "Library": library_page, "Workflows": workflows_page,
+         "Settings": settings_page}[page](agent)
     except Exception as exc:  # errors are messages, never a Streamlit traceback
         st.error(f"{type(exc).__name__}: {exc}")
 

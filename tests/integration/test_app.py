@@ -122,3 +122,15 @@ def test_settings_page_has_the_policy_section(app):
     assert not at.exception
     assert "Discovery and tool policy" in [h.value for h in at.subheader]
     assert any("Policy version" in t for t in texts(at))
+
+
+def test_workflows_page_lists_the_learned_workflow(app):
+    at = app()
+    ask(at, "convert 100 degrees Fahrenheit to Celsius, then to Kelvin")
+    assert texts(at)[-1] == "100 °F is 37.78 °C, which is 310.93 K."
+    at.sidebar.radio[0].set_value("Workflows").run()
+    assert not at.exception
+    labels = [e.label for e in at.expander]
+    assert any("fahrenheit_to_celsius → celsius_to_kelvin · used 1× · success 100%" in label
+               for label in labels), labels
+    assert [b.label for b in at.button if b.label == "Promote now"] == ["Promote now"]
