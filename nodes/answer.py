@@ -102,6 +102,14 @@ def results_text(state: dict) -> str:
                      for r in results)
 
 
+def plain_text(state: dict) -> str:
+    """Say the result without a model: the tool's, or every step's for a plan."""
+    if len(state.get("steps") or []) < 2 or not state.get("step_results"):
+        name = (state.get("tool") or {}).get("name")
+        return f"{name} returned {json.dumps(state.get('result'))[:2000]}."
+    return results_text(state) + "."
+
+
 @node("answer")
 def answer(state: dict, runtime: Runtime[Context]) -> dict:
     """Write the answer (or the error), keep the turn's evidence, add it to the conversation."""
@@ -127,7 +135,7 @@ def answer(state: dict, runtime: Runtime[Context]) -> dict:
                 AnswerReply)
             text, usage = reply.answer, {"answer": step_usage}
         except StepError:
-            text = results_text(state) + "."  # the result, said plainly
+            text = plain_text(state)  # the result, said plainly
     if not state.get("error") and not state.get("failure"):
         if tool.get("status") == "experimental":
             text = EXPERIMENTAL.format(name=tool["name"]) + text

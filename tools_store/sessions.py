@@ -207,7 +207,7 @@ class SessionData:
         numbers = [n for n, _ in turns]
         have = {r["turn"] for r in self._reader().execute(
             "SELECT turn FROM session_turns WHERE session_id = %s AND model = %s "
-            "AND turn = ANY(%s)", (session, self.model_id, numbers))}
+            "AND turn = ANY(%s)", (session, self.model_id, numbers)).fetchall()}
         missing = [(n, text) for n, text in turns if n not in have]
         if missing:
             vectors = self._index.embed([text for _, text in missing])

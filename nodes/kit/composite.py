@@ -28,9 +28,40 @@ SPEC_INSTRUCTIONS = (
     "users' words that it serves.")
 TESTS_INSTRUCTIONS = (
     "Write a pytest suite for the specified composite function. Import it with `from tool "
-    "import NAME`. It reads and writes files in its working directory: tests that need input "
-    "files create them (use the tmp_path and monkeypatch.chdir fixtures). Every test asserts "
-    "something. Replay tests of recorded runs are added beside yours.")
+    "import NAME`. It runs in another process, with a working directory of its own: a test "
+    "gives it an input file with `put_file(name, text)` and reads a file it wrote with "
+    "`read_file(name)` (both imported from tool too). Every test asserts something. Replay "
+    "tests of recorded runs are added beside yours.")
+# The tool runs in a worker process apart from the tests (the sandbox's judge): these helpers,
+# composed beside the function, are how a test puts input files into the worker's working
+# directory and reads back the files the function wrote there.
+FILE_HELPERS = '''
+
+def _plain(name):
+    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+        raise ValueError(f"not a plain file name: {name!r}")
+    return name
+
+
+def put_file(name, content, encoding="utf-8"):
+    """Write an input file into the working directory (base64 content when encoding says so)."""
+    data = _b64.b64decode(content) if encoding == "base64" else content.encode(encoding)
+    with open(_plain(name), "wb") as fh:
+        fh.write(data)
+
+
+def read_file(name, encoding="utf-8"):
+    """Return a file of the working directory as text (or as base64)."""
+    with open(_plain(name), "rb") as fh:
+        data = fh.read()
+    return _b64.b64encode(data).decode("ascii") if encoding == "base64" else data.decode(encoding)
+
+
+def file_sha256(name):
+    """Return the sha256 of a file of the working directory."""
+    with open(_plain(name), "rb") as fh:
+        return _hashlib.sha256(fh.read()).hexdigest()
+'''
 
 
 def components_of(workflow: dict) -> list[dict]:
@@ -45,7 +76,8 @@ def components_of(workflow: dict) -> list[dict]:
 def compose(spec: ToolSpec, workflow: dict) -> str:
     """Return the composite's implementation: the workflow's calls with its data flow."""
     lines = [f'"""{spec.description} (composite of learned workflow {workflow["id"]})."""',
-             "", "import shutil as _shutil", ""]
+             "", "import base64 as _b64", "import hashlib as _hashlib",
+             "import shutil as _shutil", ""]
     lines += [f"import {c['name']} as _{c['name']}" for c in components_of(workflow)]
     lines += ["", "", f"def {spec.name}({', '.join(p.name for p in spec.parameters)}):"]
     for number, step in enumerate(workflow["steps"], 1):
@@ -63,7 +95,7 @@ def compose(spec: ToolSpec, workflow: dict) -> str:
         lines.append(f"    result_{number} = _{step['tool']}.{step['tool']}"
                      f"({', '.join(arguments)})")
     lines.append(f"    return result_{len(workflow['steps'])}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + FILE_HELPERS
 
 
 def replayable(runs: list[dict], limit: int, max_bytes: int) -> list[dict]:
@@ -83,23 +115,24 @@ def replayable(runs: list[dict], limit: int, max_bytes: int) -> list[dict]:
 
 def replay_tests(spec: ToolSpec, workflow: dict, runs: list[dict]) -> str:
     """Return pytest tests that replay recorded runs: real inputs, the outputs they gave."""
+    # The inputs travel in the test itself, so the suite replays wherever it is verified
+    # again (a component's new version, a repair), whatever became of the session's files.
     lines = ["", "", f"# Replay tests: recorded runs of learned workflow {workflow['id']}.",
-             "import base64 as _b64", "import hashlib as _hashlib", "import json as _json",
-             "from pathlib import Path as _Path", "", f"from tool import {spec.name}", "", "",
-             "def _replay_files(tmp_path, monkeypatch, files):",
-             "    monkeypatch.chdir(tmp_path)",
+             "import json as _json", "",
+             f"from tool import file_sha256 as _file_sha256, put_file as _put_file, {spec.name}",
+             "", "", "def _replay_files(files):",
              "    for name, content in files.items():",
-             "        (tmp_path / name).write_bytes(_b64.b64decode(content))"]
+             "        _put_file(name, content, 'base64')"]
     for run in runs:
         files = {name: base64.b64encode(Path(f["path"]).read_bytes()).decode()
                  for name, f in sorted(run["files"].items())}
-        lines += ["", "", f"def test_replay_run_{run['id']}(tmp_path, monkeypatch):",
-                  f"    _replay_files(tmp_path, monkeypatch, {files!r})",
+        lines += ["", "", f"def test_replay_run_{run['id']}():",
+                  f"    _replay_files({files!r})",
                   f"    result = {spec.name}(**_json.loads({json.dumps(run['arguments'])!r}))",
                   "    assert _json.loads(_json.dumps(result)) == "
                   f"_json.loads({json.dumps(run['result'])!r})"]
-        lines += [f"    assert _hashlib.sha256(_Path({name!r}).read_bytes()).hexdigest() == "
-                  f"{digest!r}" for name, digest in sorted(run["outputs"].items())]
+        lines += [f"    assert _file_sha256({name!r}) == {digest!r}"
+                  for name, digest in sorted(run["outputs"].items())]
     return "\n".join(lines) + "\n"
 
 

@@ -64,34 +64,24 @@ def product_margins(path):
             writer.writerow([row["product"], round((price - cost) / price * 100, 2)])
     return len(rows)
 '''
-MARGINS_TESTS = '''import csv
-
-import pytest
+# The implementation runs in a process apart from its tests, with a working directory of its
+# own: the tests read the input files verified with them (FIXTURE_FILES) by name, and see what
+# a tool wrote only through what it returns.
+MARGINS_TESTS = '''import pytest
 from tool import product_margins
 
 
-def _products(tmp_path, monkeypatch, text):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "p.csv").write_text(text)
-
-
-def test_writes_the_margins(tmp_path, monkeypatch):
-    _products(tmp_path, monkeypatch, "product,price,cost\\na,10,8\\nb,20,10\\n")
+def test_counts_the_products():
     assert product_margins("p.csv") == 2
-    rows = list(csv.reader(open("margins.csv")))
-    assert rows == [["product", "margin_pct"], ["a", "20.0"], ["b", "50.0"]]
 
 
-def test_rounds_to_two_decimals(tmp_path, monkeypatch):
-    _products(tmp_path, monkeypatch, "product,price,cost\\nc,3,2\\n")
-    product_margins("p.csv")
-    assert list(csv.reader(open("margins.csv")))[1] == ["c", "33.33"]
+def test_counts_a_single_product():
+    assert product_margins("c.csv") == 1
 
 
-def test_an_empty_file_is_refused(tmp_path, monkeypatch):
-    _products(tmp_path, monkeypatch, "product,price,cost\\n")
+def test_an_empty_file_is_refused():
     with pytest.raises(ValueError):
-        product_margins("p.csv")
+        product_margins("e.csv")
 '''
 FILTER_SPEC = {
     "name": "filter_rows",
@@ -124,27 +114,21 @@ FILTER_TESTS = '''import pytest
 from tool import filter_rows
 
 
-def _table(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "t.csv").write_text("name,score\\na,10\\nb,60\\nc,90\\n")
-
-
-def test_keeps_rows_above(tmp_path, monkeypatch):
-    _table(tmp_path, monkeypatch)
+def test_keeps_rows_above():
     assert [r["name"] for r in filter_rows("t.csv", "score", 50)] == ["b", "c"]
 
 
-def test_writes_selected(tmp_path, monkeypatch):
-    _table(tmp_path, monkeypatch)
-    filter_rows("t.csv", "score", 80)
-    assert open("selected.csv").read().split() == ["name,score", "c,90"]
+def test_keeps_the_rows_as_objects():
+    assert filter_rows("t.csv", "score", 80) == [{"name": "c", "score": "90"}]
 
 
-def test_unknown_column_is_refused(tmp_path, monkeypatch):
-    _table(tmp_path, monkeypatch)
+def test_unknown_column_is_refused():
     with pytest.raises(ValueError):
         filter_rows("t.csv", "price", 1)
 '''
+FIXTURE_FILES = {"p.csv": b"product,price,cost\na,10,8\nb,20,10\n",
+                 "c.csv": b"product,price,cost\nc,3,2\n", "e.csv": b"product,price,cost\n",
+                 "t.csv": b"name,score\na,10\nb,60\nc,90\n"}
 # A later version of filter_rows that changed behaviour: it returns the first column only.
 FILTER_CODE_V2 = FILTER_CODE.replace("    return rows\n",
                                      "    return [next(iter(r.values())) for r in rows]\n")
@@ -157,29 +141,32 @@ COMPOSITE_SPEC = {
                    {"name": "threshold", "type": "number", "description": "percent"}],
     "returns": {"type": "array"},
     "examples": ["which products in sales.csv have a margin above 20 %?"]}
+# The composite's own tests give it files and read what it wrote through the helpers that
+# are composed beside it (it runs in a process of its own).
 COMPOSITE_TESTS = '''import csv
+import io
 
-from tool import products_above_margin
-
-
-def _products(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "p.csv").write_text("product,price,cost\\nx,10,5\\ny,10,9.5\\n")
+from tool import products_above_margin, put_file, read_file
 
 
-def test_keeps_the_products_above(tmp_path, monkeypatch):
-    _products(tmp_path, monkeypatch)
+def _products():
+    put_file("p.csv", "product,price,cost\\nx,10,5\\ny,10,9.5\\n")
+
+
+def test_keeps_the_products_above():
+    _products()
     assert [r["product"] for r in products_above_margin("p.csv", "margin_pct", 10)] == ["x"]
 
 
-def test_writes_selected(tmp_path, monkeypatch):
-    _products(tmp_path, monkeypatch)
+def test_writes_selected():
+    _products()
     products_above_margin("p.csv", "margin_pct", 10)
-    assert [r["product"] for r in csv.DictReader(open("selected.csv"))] == ["x"]
+    kept = csv.DictReader(io.StringIO(read_file("selected.csv")))
+    assert [r["product"] for r in kept] == ["x"]
 
 
-def test_a_high_threshold_keeps_nothing(tmp_path, monkeypatch):
-    _products(tmp_path, monkeypatch)
+def test_a_high_threshold_keeps_nothing():
+    _products()
     assert products_above_margin("p.csv", "margin_pct", 90) == []
 '''
 
@@ -212,6 +199,13 @@ def base_script() -> list[dict]:
              {"path": "margins.csv", "column": "margin_pct", "threshold": 10}),
         args(r"in q2\.csv, then", {"path": "q2.csv", **workflow_args}),
         args(r"(then keep only|work out each)", {"path": "products.csv", **workflow_args}),
+        # Discovery asks its judge about a step unless the evidence already decides it.
+        {"step": "judge", "match": r"^compute the margin per product in \S+$", "reply": {
+            "serves": True, "tool": "product_margins",
+            "reason": "it computes the margin of each product of a CSV file"}},
+        {"step": "judge", "match": r"^keep only the rows of \S+ whose", "reply": {
+            "serves": True, "tool": "filter_rows",
+            "reason": "it keeps the rows whose column is above a threshold"}},
         {"step": "spec", "match": "(?i)then keep|work out", "reply": COMPOSITE_SPEC},
         {"step": "tests", "match": "(?i)then keep|work out", "reply": {
             "tests": COMPOSITE_TESTS}},
@@ -247,7 +241,7 @@ def agent(docker_sandbox, tmp_path):
     library = services.library(made.context.library_schema)
     for spec, code, tests in ((MARGINS_SPEC, MARGINS_CODE, MARGINS_TESTS),
                               (FILTER_SPEC, FILTER_CODE, FILTER_TESTS)):
-        report = docker_sandbox.verify(code, tests)
+        report = docker_sandbox.verify(code, tests, files=FIXTURE_FILES)
         assert report.ok, report.summary()
         record = library.register(ToolSpec.model_validate(spec), code, tests,
                                   report.model_dump())
@@ -392,10 +386,12 @@ def test_bad_plans_end_in_clear_answers_and_lose_no_data(agent, data, tmp_path):
         assert state["route"] == ["enrich", "plan", "answer"], request
         assert message in state["answer"], state["answer"]
 
+    # A failure in use of step 2, with no retries: no repair, the plan stops there.
+    agent.context.max_retries = 0
     state = agent.ask(failing, "bad", files=[data["products.csv"]])
     assert state["route"] == LOOP
     assert ("step 2 of 2 ('keep only the rows of margins.csv whose profit column is above "
-            "10') failed: filter_rows failed: ValueError: the file has no column 'profit'"
+            "10') failed: filter_rows v1 failed: ValueError: the file has no column 'profit'"
             in state["answer"])
     assert "step 1 (product_margins): result_t6_s1, margins.csv" in state["answer"]
     items = {i["name"]: i for i in agent.session_items("bad")}
