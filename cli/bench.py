@@ -212,13 +212,15 @@ def cmd_library(args) -> int:
 
 REPAIR_ROUTE = ["enrich", "plan", "retrieve", "decide", "execute", "reflect", "gate", "register",
                 "execute", "answer"]
+TWO_STEPS = "convert 100 degrees Fahrenheit to Celsius, then to Kelvin"
 
 
 def cmd_pipeline(args) -> int:
-    """Time the reuse, synthesis and repair paths end to end with the scripted model.
+    """Time the reuse, synthesis, repair and two-step paths end to end with the scripted model.
 
     The repair path: a reused tool fails on an edge input, is repaired (regression test
     proven on v1, suite and replay of v2 at once, registration) and serves the request.
+    The two-step path: a plan of two steps whose tools both exist.
     """
     from graph.runner import Agent
     from nodes.kit import services
@@ -227,7 +229,7 @@ def cmd_pipeline(args) -> int:
     agent = Agent(model=args.model, sandbox_backend=args.backend, sandbox_pool=args.pool,
                   library_schema=schema)
 
-    synth, reuse, repair = [], [], []
+    synth, reuse, repair, two_steps = [], [], [], []
     try:
         library = services.library(schema)
         library.vector_store()  # load the embedding model before timing
@@ -256,6 +258,16 @@ def cmd_pipeline(args) -> int:
             if third.get("route") != REPAIR_ROUTE or third.get("result") != 19:
                 raise RuntimeError(f"the repair path went {third.get('route')}: "
                                    f"{third.get('answer')}")
+            agent.ask(TWO_STEPS)  # builds the second tool (celsius_to_kelvin), not timed
+            if pool:
+                pool.wait_ready(60)
+            start = time.perf_counter()
+            both = agent.ask(TWO_STEPS)  # both tools present: plan, two reuses, learn
+            two_steps.append(time.perf_counter() - start)
+            if both.get("error") or both["route"].count("execute") != 2 or "spec" in both[
+                    "route"]:
+                raise RuntimeError(f"unexpected two-step route: {both.get('route')}; "
+                                   f"{both.get('error')}")
             library.drop()  # an empty library again, so the next run synthesizes
             services.forget_library(schema)
             library = services.library(schema)
@@ -269,7 +281,11 @@ def cmd_pipeline(args) -> int:
           "reuse_path_s": {"p50": round(statistics.median(reuse), 3),
                            "max": round(max(reuse), 3)},
           "repair_path_s": {"p50": round(statistics.median(repair), 3),
-                            "max": round(max(repair), 3)}}, args.json)
+                            "max": round(max(repair), 3)},
+          "two_step_path_s": {"p50": round(statistics.median(two_steps), 3),
+                              "max": round(max(two_steps), 3)},
+          "two_step_over_reuse_p50": round(statistics.median(two_steps)
+                                           / statistics.median(reuse), 2)}, args.json)
     return 0
 
 
@@ -400,8 +416,8 @@ def add_parsers(sub) -> None:
                    help="evidence rows per tool (5: 50,000 rows at 10,000 tools)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_library)
-    p = bench_sub.add_parser("pipeline",
-                             help="reuse, synthesis and repair paths, scripted model")
+    p = bench_sub.add_parser("pipeline", help="reuse, synthesis, repair and two-step paths, "
+                                              "scripted model")
     p.add_argument("--runs", type=int, default=5)
     common_options(p)
     p.set_defaults(func=cmd_pipeline, pool=2)

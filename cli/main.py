@@ -13,7 +13,7 @@ import sys
 # Command -> the module that adds it (a module may add several commands).
 AREAS = {"ask": "cli.ask", "chat": "cli.ask", "tools": "cli.tools", "sandbox": "cli.sandbox",
          "eval": "cli.evaluate", "bench": "cli.bench", "mcp": "cli.mcp_server",
-         "policy": "cli.policy", "feedback": "cli.feedback"}
+         "policy": "cli.policy", "feedback": "cli.feedback", "workflows": "cli.workflows"}
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:

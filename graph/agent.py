@@ -14,6 +14,7 @@ from nodes.feedback import feedback
 from nodes.gate import gate
 from nodes.impl import impl
 from nodes.kit.context import Context
+from nodes.learn import learn
 from nodes.plan import plan
 from nodes.reflect import reflect
 from nodes.register import register
@@ -38,8 +39,8 @@ def after_enrich(state: AgentState) -> Literal["plan", "feedback", "answer"]:
 
 
 def after_plan(state: AgentState) -> Literal["retrieve", "answer"]:
-    """Multi-step plans are detected and explained, not run (yet)."""
-    return "answer" if state.get("error") or state.get("decision") == "multi" else "retrieve"
+    """Start the plan's first step; a plan refused (or not made) ends the turn."""
+    return "answer" if state.get("error") else "retrieve"
 
 
 def after_decide(state: AgentState) -> Literal["execute", "spec", "answer"]:
@@ -91,6 +92,24 @@ def after_gate(state: AgentState) -> Literal["register", "reflect", "answer"]:
     return repair_or_answer(state)
 
 
+def after_execute(state: AgentState) -> Literal["retrieve", "reflect", "answer"]:
+    """Send a failure in use to be repaired; else go on to the next step while steps remain.
+
+    A step of a plan that fails in use is repaired like a single request: the repaired
+    version reruns the same step, and the plan goes on from there.
+    """
+    if state.get("error") or state.get("failure"):
+        return repair_or_answer(state)
+    return "retrieve" if state.get("step", 0) < len(state.get("steps") or []) else "answer"
+
+
+def after_answer(state: AgentState) -> Literal["learn", "__end__"]:
+    """Learn from multi-step turns (and every run of a learned workflow); others just end."""
+    if state.get("workflow") or (len(state.get("steps") or []) > 1 and not state.get("error")):
+        return "learn"
+    return END
+
+
 def build_graph() -> StateGraph:
     """Return the uncompiled graph."""
     builder = StateGraph(AgentState, context_schema=Context)
@@ -98,7 +117,7 @@ def build_graph() -> StateGraph:
                            ("decide", decide), ("spec", spec), ("tests", tests), ("impl", impl),
                            ("verify", verify), ("reflect", reflect), ("register", register),
                            ("execute", execute), ("feedback", feedback), ("gate", gate),
-                           ("answer", answer)]:
+                           ("answer", answer), ("learn", learn)]:
         builder.add_node(name, function)
     builder.add_edge(START, "enrich")
     # Steps that either go on or end the turn with a clear error (one path map each).
@@ -116,10 +135,13 @@ def build_graph() -> StateGraph:
     builder.add_conditional_edges("reflect", after_reflect)
     # The repair loop, counted in ``repairs``: a failure in use (or a marked-wrong answer)
     # -> reflect -> gate -> register -> execute again; a refused repair retries.
-    builder.add_conditional_edges("execute", repair_or_answer)
+    # The plan's loop: each step goes retrieve -> decide -> ... -> execute, then the next one.
+    builder.add_conditional_edges("execute", after_execute)
     builder.add_conditional_edges("feedback", repair_or_answer)
     builder.add_conditional_edges("gate", after_gate)
-    builder.add_edge("answer", END)
+    # What a multi-step turn taught (workflows, composites) is written once, at the end.
+    builder.add_conditional_edges("answer", after_answer)
+    builder.add_edge("learn", END)
     return builder
 
 

@@ -70,7 +70,9 @@ class Agent:
         return is_scripted(self.context.model)
 
     def _config(self, session_id: str) -> dict:
-        return {"configurable": {"thread_id": session_id}, "recursion_limit": 60}
+        # Loops are bounded by their own counters (retries, plan steps); this only has to
+        # let the longest legal turn through.
+        return {"configurable": {"thread_id": session_id}, "recursion_limit": 250}
 
     def stream(self, request: str, session_id: str, files: list[str] | None = None,
                new_tool: bool = False, feedback: dict | None = None,
@@ -174,6 +176,33 @@ class Agent:
                              "turns": sum(m["role"] == "user" for m in messages)})
         return sessions
 
+    def session_items(self, session_id: str) -> list[dict]:
+        """Return a session's data items, newest first.
+
+        Each has name, kind (value, table, file), shape, size, sha256, turn, step, source
+        (upload, output, result), the file's ``path`` (None for a value, which is in
+        ``value``) and whether the file is still ``available``.
+        """
+        return self.library.sessions.items(session_id)
+
+    def workflows(self) -> list[dict]:
+        """Return the learned workflows, most used first."""
+        return self.library.workflows.list()
+
+    def promote_workflow(self, workflow_id: int) -> dict:
+        """Promote a workflow to a composite tool now (or re-verify its composite)."""
+        from nodes.enrich import turn_policy
+        from nodes.kit.composite import promote
+        from nodes.kit.model import load_chat_model
+
+        library = self.library
+        stored = library.policy()
+        policy = turn_policy(stored, library.decision_rule(stored), self.context.overrides(),
+                             library.model_id)
+        sandbox = services.sandbox(self.context.sandbox_backend, self.context.sandbox_pool)
+        return promote(library.workflows.get(workflow_id), library, sandbox,
+                       load_chat_model(self.context.model), policy)
+
     def close(self) -> None:
         """Close the connection pool."""
         self.pool.close()
@@ -189,4 +218,7 @@ def summary(turn: dict) -> dict:
             "cached": bool(turn.get("cached")),
             "answer": turn.get("answer"), "error": turn.get("error") or None,
             "failure": turn.get("failure") or None, "repair": turn.get("repair") or None,
-            "usage": turn.get("usage", {}), "events": turn.get("events", [])}
+            "usage": turn.get("usage", {}), "events": turn.get("events", []),
+            "steps": [{"step": r["step"], "tool": r["tool"]["name"], "result": r["result"],
+                       "kept": r["items"]} for r in turn.get("step_results") or []],
+            "workflow": (turn.get("workflow") or {}).get("id")}

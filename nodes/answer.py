@@ -2,7 +2,11 @@
 
 The turn's outcome becomes evidence here, once, when it is known: the judge's verdict
 (strong; a "serves" only when the tool then ran) and a successful run (weak: it never
-allows a direct reuse on its own).
+allows a direct reuse on its own). A plan's earlier steps leave theirs as the next step
+starts (``retrieve``).
+
+A plan's failure names the step and why, and lists what the steps that ran kept as session
+data (nothing of it is lost).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from tools_store.errors import LibraryError
 from tools_store.models import Evidence
 
 from .kit.context import Context
+from .kit.dataflow import step_label
 from .kit.model import StepError, invoke_structured
 from .kit.node import event, library, model, node
 
@@ -52,10 +57,10 @@ def outcome_evidence(state: dict, session_id: str) -> list[Evidence]:
     return items
 
 
-def unrepaired(state: dict) -> str:
-    """Say what failed in use and, when a repair was tried, why it could not fix it."""
+def unrepaired(state: dict, label: str = "") -> str:
+    """Say what failed in use (in which step of a plan) and why a repair could not fix it."""
     failure, repair = state["failure"], state.get("repair") or {}
-    text = f"{SORRY}{failure['message'].rstrip('.')}."
+    text = SORRY + (f"{label} failed: " if label else "") + f"{failure['message'].rstrip('.')}."
     why = state.get("error") or repair.get("refused")
     if state.get("repairs") or why:
         name = (state.get("tool") or {}).get("name", "the tool")
@@ -76,28 +81,61 @@ def repaired(state: dict) -> str:
             f"{repair.get('replayed', 0)} past executions.)")
 
 
+def kept_text(results: list[dict]) -> str:
+    """Say what the finished steps kept as session data."""
+    if not results:
+        return ""
+    kept = "; ".join(f"step {r['step']} ({r['tool']['name']}): " + ", ".join(r["items"])
+                     for r in results)
+    return f" Kept as session data from the steps that ran: {kept}."
+
+
+def results_text(state: dict) -> str:
+    """Describe what the tool (or every step of a plan) returned, for the answer's prompt."""
+    results = state.get("step_results") or []
+    if len(state.get("steps") or []) < 2 or not results:
+        tool = state.get("tool") or {}
+        return f"Tool {tool.get('name')} returned: {json.dumps(state.get('result'))[:2000]}"
+    return "\n".join(f"Step {r['step']} ({r['request']}): {r['tool']['name']} returned "
+                     f"{json.dumps(r['result'])[:800]}"
+                     + (f" and wrote {', '.join(r['files'])}" if r["files"] else "")
+                     for r in results)
+
+
+def plain_text(state: dict) -> str:
+    """Say the result without a model: the tool's, or every step's for a plan."""
+    if len(state.get("steps") or []) < 2 or not state.get("step_results"):
+        name = (state.get("tool") or {}).get("name")
+        return f"{name} returned {json.dumps(state.get('result'))[:2000]}."
+    return results_text(state) + "."
+
+
 @node("answer")
 def answer(state: dict, runtime: Runtime[Context]) -> dict:
     """Write the answer (or the error), keep the turn's evidence, add it to the conversation."""
     usage: dict = {}
     update: dict = {}
     tool = state.get("tool") or {}
+    label = step_label(state)
+    kept = kept_text(state.get("step_results") or [])
     if (state.get("failure") or {}).get("message"):
-        text = unrepaired(state)
+        text = unrepaired(state, label)
         update["error"] = text.removeprefix(SORRY)  # the turn ends in an error, as any other
+        text += kept
     elif state.get("error"):
-        text = f"{SORRY}{state['error']}"
+        text = f"{SORRY}" + (f"{label} failed: " if label else "") + state["error"] + kept
     elif state.get("answer"):
-        text = state["answer"]  # decided without running a tool (multi-step, existing tool)
+        text = state["answer"]  # decided without running a tool (an existing tool)
     else:
-        result = json.dumps(state.get("result"))[:2000]
+        request = (state.get("plan") or {}).get("standalone_request") or state.get(
+            "standalone_request", "")
         try:
             reply, step_usage = invoke_structured(
-                model(runtime), "answer", INSTRUCTIONS, state["standalone_request"],
-                f"Tool {tool.get('name')} returned: {result}", AnswerReply)
+                model(runtime), "answer", INSTRUCTIONS, request, results_text(state),
+                AnswerReply)
             text, usage = reply.answer, {"answer": step_usage}
         except StepError:
-            text = f"{tool.get('name')} returned {result}."  # the result, said plainly
+            text = plain_text(state)  # the result, said plainly
     if not state.get("error") and not state.get("failure"):
         if tool.get("status") == "experimental":
             text = EXPERIMENTAL.format(name=tool["name"]) + text

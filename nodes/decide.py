@@ -23,9 +23,11 @@ from typing import Literal, NamedTuple
 from langgraph.runtime import Runtime
 
 from state.replies import JudgeReply
+from tools_store import discovery
 from tools_store.models import Candidate, EvidenceHit, SearchResult
 
 from .kit.context import Context
+from .kit.dataflow import current_step
 from .kit.model import invoke_structured
 from .kit.node import event, library, model, node
 
@@ -119,6 +121,39 @@ def choose(result: SearchResult, rule: dict) -> Choice:
                                       f"{best:.2f}){note}", refused=refused)
 
 
+def choose_workflow(candidates: list[dict], request: str, policy: dict
+                    ) -> tuple[dict | None, str]:
+    """Choose a recorded workflow to run without planning, or None (with why not).
+
+    The evidence rules of tool discovery: only the nearest workflow, at or above the
+    policy's threshold, with enough successful runs, a good success rate, and no near miss:
+    no conflict between its request (and its tools' directions) and this one, and the
+    request nearer the whole sequence than any one of its steps.
+    """
+    top = candidates[0] if candidates else None
+    if top is None:
+        return None, ""
+    threshold = policy["workflow_reuse"]
+    label = f"workflow {top['id']} (similarity {top['similarity']:.2f})"
+    if top["similarity"] < threshold:
+        return None, f"{label} is below {threshold:.2f}"
+    if top["step_similarity"] >= top["similarity"]:
+        return None, (f"{label}: the request is nearer one of its steps "
+                      f"({top['step_similarity']:.2f}) than the whole sequence")
+    if top["successes"] < policy["workflow_min_successes"]:
+        return None, (f"{label} has {top['successes']} successful runs; "
+                      f"{policy['workflow_min_successes']} are needed")
+    if (top["success_rate"] or 0) < policy["promotion"]["min_success_rate"] - 0.25:
+        return None, f"{label} succeeds only {top['success_rate']:.0%} of the time"
+    clash = discovery.contrast_conflict(top["matched_text"], request) or next(
+        (c for s in top["steps"] if (c := discovery.direction_conflict(s["tool"], request))),
+        "")
+    if clash:
+        return None, f"{label}: {clash}"
+    return top, (f"{label} >= {threshold:.2f}, {top['successes']} of {top['uses']} runs "
+                 "succeeded")
+
+
 def preview(result: SearchResult) -> Choice:
     """Return what the graph would decide on ``result`` before any judge (CLI, app, evals)."""
     return choose(result, result.rule)
@@ -149,6 +184,13 @@ def _judge(state: dict, runtime: Runtime[Context], choice: Choice) -> tuple[dict
 @node("decide")
 def decide(state: dict, runtime: Runtime[Context]) -> dict:
     """Turn the library's ranking and evidence into this turn's decision."""
+    pinned = current_step(state).get("tool")
+    if pinned:  # a learned workflow's step (or its composite): the proven version runs
+        record = library(runtime).get(pinned["name"], pinned["version"])
+        event("decide", f"reuse: {record.name} v{record.version}, as the learned workflow "
+              "ran it", decision="reuse")
+        return {"decision": "reuse", "tool": {"name": record.name, "version": record.version,
+                                              "status": record.status}}
     result = SearchResult.model_validate(state["search"])
     if state.get("new_tool"):
         event("decide", "synthesize: you asked for a new tool", decision="synthesize")

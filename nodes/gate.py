@@ -20,6 +20,7 @@ from sandbox.reports import NOT_A_VERDICT, CallResult, no_verdict_message
 
 from .kit.checks import same_output, tests_hash
 from .kit.context import Context
+from .kit.dataflow import failure_files
 from .kit.model import StepError
 from .kit.node import event, library, node, sandbox
 
@@ -48,13 +49,16 @@ def gate(state: dict, runtime: Runtime[Context]) -> dict:
     if tests_hash(state["tests"]) != state["tests_hash"]:
         raise StepError("the tests changed after they were frozen; refusing to verify")
     name, code = state["tool"]["name"], state["implementation"]
-    files = runtime.context.input_files
-    past = library(runtime).replay_set(name, int(state["policy"]["replay_limit"]))
+    files = failure_files(state, runtime.context.input_files)
+    lib = library(runtime)
+    past = lib.replay_set(name, int(state["policy"]["replay_limit"]))
+    failing = lib.get(name, state["failure"]["version"])
+    modules = lib.component_modules(failing) if failing.components else None  # a composite's
     runs = sandbox(runtime)
     with ThreadPoolExecutor(max_workers=min(AT_ONCE, 1 + len(past))) as workers:
-        suite = workers.submit(runs.verify, code, state["tests"], files=files)
-        calls = list(workers.map(lambda item: runs.call(code, name, item["inputs"],
-                                                        files=files), past))
+        suite = workers.submit(runs.verify, code, state["tests"], files=files, modules=modules)
+        calls = list(workers.map(lambda item: runs.call(code, name, item["inputs"], files=files,
+                                                        modules=modules), past))
         report = suite.result()
     if report.status in NOT_A_VERDICT:
         raise SandboxError(no_verdict_message(report.status, report.detail))

@@ -23,6 +23,7 @@ from tools_store.models import ToolSpec
 from .impl import implementation_prompt
 from .kit.checks import check_implementation, check_regression, extend_suite, tests_hash
 from .kit.context import Context
+from .kit.dataflow import failure_files
 from .kit.model import invoke_structured
 from .kit.node import event, library, model, node, sandbox
 
@@ -116,12 +117,15 @@ def repair(state: dict, runtime: Runtime[Context]) -> dict:
     # The proof runs under the limits the failing version runs under.
     limits = state["policy"]["experimental_limits"] if record.status == "experimental" else None
     proof: dict = {}
+    # The proof runs on what the failed call was given (a plan's step: its own files).
+    files = failure_files(state, runtime.context.input_files)
+    modules = lib.component_modules(record) if record.components else None
 
     def check(reply: RepairReply) -> None:
         check_implementation(reply.code, record.spec)
         names = check_regression(reply.regression_test, record.spec, record.tests)
         report = sandbox(runtime, limits).verify(record.code, reply.regression_test,
-                                                 files=runtime.context.input_files)
+                                                 files=files, modules=modules)
         proof.update(names=names, summary=prove_failure(report, names, record.version))
 
     reply, usage = invoke_structured(model(runtime), "repair", REPAIR_INSTRUCTIONS,

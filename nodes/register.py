@@ -76,6 +76,7 @@ def register_repair(state: dict, runtime: Runtime[Context]) -> dict:
               "session_id": runtime.context.session_id}
     record = lib.register(base.spec, state["implementation"], state["tests"], state["report"],
                           status="verified", new_version=True, origin=origin,
+                          components=base.components or None,
                           reason=f"repair of v{base.version}: {failure['message'][:200]}")
     was = "" if base.status == "verified" else f", was {base.status}"
     event("register", f"registered {record.name} v{record.version} (verified{was}): repaired "

@@ -10,9 +10,12 @@ together, next to the interface whose promise they keep.
 from __future__ import annotations
 
 import ast
+import base64
 import errno
+import hashlib
 import json
 import os
+import re
 import secrets
 import stat
 from collections.abc import Callable
@@ -23,7 +26,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ValidationError
 
 from .errors import SandboxError, SandboxFault, SandboxUnavailable  # noqa: F401  (re-exported)
-from .reports import CallResult, TestOutcome, VerifyReport
+from .reports import CallResult, OutputFile, TestOutcome, VerifyReport
 from .runner import (
     FRAME_MARKER,
     MAX_DEPTH,
@@ -40,6 +43,9 @@ MAX_INPUT_BYTES = 32 * 1024 * 1024
 # id ranges, so no per-user kernel limit is shared with the host or with another run.
 UID_FLOOR = 1 << 30
 UID_SPAN = 1 << 30
+# Extra modules shipped beside tool.py (a composite's pinned components): plain module names.
+MODULE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}\.py$")
+RESERVED_FILES = (TOOL_FILE, TEST_FILE, "conftest.py")
 
 
 def _env_float(name: str, default: float) -> float:
@@ -64,15 +70,36 @@ class Limits:
     fsize_mb: int = field(default_factory=lambda: _env_int("SEA_SANDBOX_FSIZE_MB", 32))
     output_bytes: int = field(default_factory=lambda: _env_int("SEA_SANDBOX_OUTPUT_BYTES",
                                                                64 * 1024))
+    # Declared output files of a call, all together (they travel base64 in the frame).
+    output_files_bytes: int = field(default_factory=lambda: _env_int(
+        "SEA_SANDBOX_OUTPUT_FILES_BYTES", 2 * 1024 * 1024))
     # Time the host waits beyond ``timeout`` for the runner to report before killing it.
     grace: float = 5.0
 
 
+def check_modules(modules: dict[str, str] | None) -> dict[str, str]:
+    """Return extra source modules if every name is a plain module file name, else raise."""
+    for name in modules or {}:
+        if not MODULE_NAME.fullmatch(name) or name in RESERVED_FILES:
+            raise ValueError(f"module file name {name!r} is not allowed")
+    return dict(modules or {})
+
+
+def check_outputs(outputs: list[str] | None) -> list[str]:
+    """Return the declared output file names if each is a plain file name, else raise."""
+    for name in outputs or []:
+        if (not isinstance(name, str) or not name or "/" in name or name.startswith(".")
+                or len(name) > 200 or name in RESERVED_FILES):
+            raise ValueError(f"output file name {name!r} is not allowed")
+    return list(dict.fromkeys(outputs or []))
+
+
 def build_job(mode: str, implementation: str, tests: str | None, inputs: dict[str, bytes],
               limits: Limits, function: str | None = None, args: dict | None = None,
-              workdir: str = "/tmp/job") -> bytes:
+              workdir: str = "/tmp/job", modules: dict[str, str] | None = None,
+              outputs: list[str] | None = None) -> bytes:
     """Encode one job for the runner: a byte count line, then the JSON."""
-    sources = {TOOL_FILE: implementation}
+    sources = {**(modules or {}), TOOL_FILE: implementation}
     if tests is not None:
         sources[TEST_FILE] = tests
     payload = {
@@ -80,6 +107,7 @@ def build_job(mode: str, implementation: str, tests: str | None, inputs: dict[st
         "inputs": {name: data.hex() for name, data in inputs.items()},
         "timeout": limits.timeout, "output_limit": limits.output_bytes,
         "function": function, "args": args or {},
+        "outputs": outputs or [], "outputs_limit": limits.output_files_bytes,
     }
     body = json.dumps(payload).encode()
     return str(len(body)).encode() + b"\n" + body
@@ -183,6 +211,7 @@ class _Frame(BaseModel):
     duration: float
     oom_kills: int = 0
     error: str = ""
+    files: dict[str, dict] = {}  # declared output files of a call (name -> content or error)
 
 
 class _SuiteReport(BaseModel):
@@ -325,8 +354,36 @@ def verify_report(raw: RawRun, tests: str, limits: Limits) -> VerifyReport:
     return report
 
 
-def call_result(raw: RawRun, limits: Limits) -> CallResult:
-    """Turn a run into a call result."""
+def output_files(frame: _Frame, declared: list[str], limits: Limits) -> list[OutputFile]:
+    """Decode the declared output files of a frame, re-checking sizes and hashes here."""
+    found: list[OutputFile] = []
+    room = limits.output_files_bytes
+    for name in declared:
+        entry = frame.files.get(name)
+        if not isinstance(entry, dict):
+            found.append(OutputFile(name=name, error="the runner did not report it"))
+            continue
+        if "error" in entry:
+            found.append(OutputFile(name=name, error=str(entry["error"])[:200]))
+            continue
+        try:
+            data = base64.b64decode(str(entry.get("b64", "")), validate=True)
+        except ValueError:
+            found.append(OutputFile(name=name, error="its content was malformed"))
+            continue
+        digest = hashlib.sha256(data).hexdigest()
+        if len(data) > room:
+            found.append(OutputFile(name=name, error="it is larger than the output file limit"))
+        elif digest != entry.get("sha256") or len(data) != entry.get("size"):
+            found.append(OutputFile(name=name, error="its size or hash does not match"))
+        else:
+            room -= len(data)
+            found.append(OutputFile(name=name, size=len(data), sha256=digest, content=data))
+    return found
+
+
+def call_result(raw: RawRun, limits: Limits, outputs: list[str] | None = None) -> CallResult:
+    """Turn a run into a call result (with the declared ``outputs`` files when it worked)."""
     frame = parse_frame(raw.output)
     common: dict[str, Any] = {"duration": round(raw.duration, 4), "backend": raw.backend}
     if frame is not None:
@@ -355,7 +412,7 @@ def call_result(raw: RawRun, limits: Limits) -> CallResult:
         payload = decode_json(frame.report, 1)
         if payload.get("ok") is True and frame.child_exit == 0:
             return CallResult(ok=True, status="ok", result=decode_json(payload["result_json"]),
-                              **common)
+                              files=output_files(frame, outputs or [], limits), **common)
         return CallResult(ok=False, status="error",
                           error_type=str(payload.get("error_type", "Error"))[:200],
                           error=str(payload.get("error", ""))[:4000], **common)
@@ -436,12 +493,21 @@ class Sandbox:
         return outcome
 
     def verify(self, implementation: str, tests: str,
-               files: list[str | Path] | dict[str, bytes] | None = None) -> VerifyReport:
-        """Run ``tests`` against ``implementation`` and report each test's outcome."""
+               files: list[str | Path] | dict[str, bytes] | None = None,
+               modules: dict[str, str] | None = None) -> VerifyReport:
+        """Run ``tests`` against ``implementation`` and report each test's outcome.
+
+        ``modules`` are extra source files (name -> code) placed beside the implementation.
+        """
+        try:
+            modules = check_modules(modules)
+        except ValueError as exc:
+            return VerifyReport(status="error", detail=f"modules: {exc}",
+                                backend=self.backend.name)
         try:
             return self._attempts(
                 files, lambda inputs: build_job("verify", implementation, tests, inputs,
-                                                self.limits),
+                                                self.limits, modules=modules),
                 lambda raw: verify_report(raw, tests, self.limits),
                 lambda why, status: VerifyReport(status=status, detail=why,
                                                  backend=self.backend.name))
@@ -449,8 +515,15 @@ class Sandbox:
             return unavailable_report(str(exc), self.backend.name)
 
     def call(self, implementation: str, function: str, args: dict,
-             files: list[str | Path] | dict[str, bytes] | None = None) -> CallResult:
-        """Call ``function(**args)`` of ``implementation``; arguments and result are JSON."""
+             files: list[str | Path] | dict[str, bytes] | None = None,
+             modules: dict[str, str] | None = None,
+             outputs: list[str] | None = None) -> CallResult:
+        """Call ``function(**args)`` of ``implementation``; arguments and result are JSON.
+
+        ``modules`` are extra source files placed beside the implementation; ``outputs``
+        names the files the call may write in its working directory, copied out (size-capped
+        and hashed) into ``CallResult.files``.
+        """
         try:
             encode_json(args)
         except DepthError:
@@ -460,10 +533,17 @@ class Sandbox:
             return CallResult(ok=False, status="error", error_type="InvalidArguments",
                               error=f"arguments are not JSON: {exc}")
         try:
+            modules, outputs = check_modules(modules), check_outputs(outputs)
+        except ValueError as exc:
+            return CallResult(ok=False, status="error", error_type="InputFiles",
+                              error=f"modules or output files: {exc}",
+                              backend=self.backend.name)
+        try:
             return self._attempts(
                 files, lambda inputs: build_job("call", implementation, None, inputs,
-                                                self.limits, function=function, args=args),
-                lambda raw: call_result(raw, self.limits),
+                                                self.limits, function=function, args=args,
+                                                modules=modules, outputs=outputs),
+                lambda raw: call_result(raw, self.limits, outputs),
                 lambda why, status: CallResult(ok=False, status=status,
                                                error_type="SandboxFault", error=why,
                                                backend=self.backend.name))

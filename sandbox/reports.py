@@ -9,7 +9,7 @@ import re
 import unicodedata
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 # Candidates only (anything but tab, newline and printable ASCII); the category decides.
 _NOT_PLAIN = re.compile(r"[^\t\n\x20-\x7e]")
@@ -110,6 +110,18 @@ class VerifyReport(BaseModel):
         return base + (f" ({self.detail})" if self.detail else "")
 
 
+class OutputFile(BaseModel):
+    """A file a call declared and wrote in its working directory, copied out (or why not)."""
+
+    model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
+
+    name: str
+    size: int = 0
+    sha256: str = ""
+    content: bytes | None = Field(default=None, repr=False)
+    error: SafeText = Field(default="", description="why the file is missing, if it is")
+
+
 class CallResult(BaseModel):
     """The result of calling one function of an implementation in the sandbox."""
 
@@ -123,6 +135,7 @@ class CallResult(BaseModel):
     stdout: SafeText = ""
     stderr: SafeText = ""
     backend: str = ""
+    files: list[OutputFile] = Field(default_factory=list, description="declared output files")
 
     def describe_error(self) -> str:
         """Return the error as one readable line."""

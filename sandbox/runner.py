@@ -18,15 +18,19 @@ The implementation never runs in the process that judges it. For each job the ru
 
 The runner collects the report and the output, kills every other process, and writes one framed
 line as the last thing on its own stdout. The host treats that frame as untrusted input too.
+A call's declared output files are read after that kill from the worker's data folder, by a
+short-lived child under the implementation's user, and travel in the frame beside the report.
 
 Why this module is long: it must be one standard-library file that the sandbox's own
 Python runs as is (no package to import from), and every defence of the verdict — users,
 seccomp, the worker proxy, the private report channel, the frame — has to live in it.
 """
 
+import base64
 import builtins
 import ctypes
 import errno
+import hashlib
 import importlib
 import importlib.abc
 import importlib.util
@@ -35,6 +39,7 @@ import os
 import select
 import signal
 import socket
+import stat
 import struct
 import sys
 import tempfile
@@ -339,12 +344,16 @@ def _serve(module, text, source):
     return '{"ok": true, "result": ' + encoded + "}"
 
 
-def _run_worker(job, uid, requests, replies, out_w, err_w, path):
+def _run_worker(job, uid, requests, replies, out_w, err_w, path, data_dir):
     _enter_child(uid, out_w, err_w, keep=(requests, replies))
     code_dir = tempfile.mkdtemp(prefix="sea-code-")
-    data_dir = tempfile.mkdtemp(prefix="sea-data-")
+    # Named by the runner, so it can collect a call's output files from here afterwards.
+    os.mkdir(data_dir, 0o700)
     source = os.path.join(code_dir, TOOL_FILE)
-    _write_text(source, job["sources"][TOOL_FILE])
+    # The implementation and the modules shipped beside it (a composite's components).
+    for name, text in job["sources"].items():
+        if name != TEST_FILE and "/" not in name and not name.startswith("."):
+            _write_text(os.path.join(code_dir, name), text)
     _write_inputs(job, data_dir)
     os.chdir(data_dir)  # the tool opens its inputs by their plain names
     sys.path[:] = [code_dir] + path[1:]  # the data folder is on no import path
@@ -694,6 +703,81 @@ def _child(target, *args):
             os._exit(code)
 
 
+# --- the declared output files of a call --------------------------------------------------
+
+def _collect_outputs(job, folder):
+    """Read a call's declared output files (regular, no links, within the byte limit)."""
+    room, files = int(job.get("outputs_limit", 0)), {}
+    for name in job.get("outputs") or []:
+        if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+            continue
+        try:
+            fd = os.open(os.path.join(folder, name), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError as exc:
+            files[name] = {"error": "the tool did not write it" if exc.errno == errno.ENOENT
+                           else f"it could not be read ({exc.strerror})"}
+            continue
+        with os.fdopen(fd, "rb") as fh:
+            regular = stat.S_ISREG(os.fstat(fd).st_mode)
+            data = fh.read(room + 1) if regular else b""
+        if not regular or len(data) > room:
+            files[name] = {"error": "it is larger than the output file limit" if regular
+                           else "it is not a regular file"}
+            continue
+        room -= len(data)
+        files[name] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+                       "b64": base64.b64encode(data).decode("ascii")}
+    return files
+
+
+def _run_collector(job, uid, folder, files_w, devnull_w):
+    """Send the declared output files as JSON, read as the implementation's user.
+
+    Only that user can enter the worker's data folder, and by now every process of it is
+    dead, so nothing changes the files while they are read. What they hold is the
+    implementation's output: the host checks sizes and hashes again and trusts no more.
+    """
+    _enter_child(uid, files_w, devnull_w, keep=())
+    _write_all(1, json.dumps(_collect_outputs(job, folder)).encode("utf-8"))
+    return 0
+
+
+def _outputs(job, uid, folder):
+    """Return the call's declared output files as the collector reports them (or {})."""
+    files_r, files_w = os.pipe()
+    devnull_w = os.open(os.devnull, os.O_WRONLY)
+    collector = os.fork()
+    if collector == 0:
+        os.close(files_r)
+        _child(_run_collector, job, uid, folder, files_w, devnull_w)
+    os.close(files_w)
+    os.close(devnull_w)
+    # base64 grows by a third; names, sizes and hashes are small beside it.
+    limit = int(job.get("outputs_limit", 0)) * 4 // 3 + 65536
+    data, deadline = bytearray(), time.monotonic() + 10
+    while len(data) <= limit and time.monotonic() < deadline:
+        if not select.select([files_r], [], [], 0.1)[0]:
+            continue
+        chunk = os.read(files_r, 65536)
+        if not chunk:
+            break
+        data += chunk
+    os.close(files_r)
+    try:
+        os.kill(collector, signal.SIGKILL)
+    except OSError:
+        pass
+    try:
+        os.waitpid(collector, 0)
+    except ChildProcessError:
+        pass
+    try:
+        files = json.loads(bytes(data[:limit + 1]).decode("utf-8"))
+    except ValueError:
+        return {}
+    return files if isinstance(files, dict) else {}
+
+
 # --- the runner ----------------------------------------------------------------------------
 
 def _warm_up(path):
@@ -743,7 +827,7 @@ def _frame(mode, **fields):
     frame = {"mode": mode, "timed_out": False, "child_exit": None, "child_signal": None,
              "report": "", "report_overflow": False, "report_foreign": False, "stdout": "",
              "stderr": "", "output_truncated": False, "duration": 0.0, "oom_kills": 0,
-             "error": ""}
+             "error": "", "files": {}}
     frame.update(fields)
     return frame
 
@@ -793,8 +877,10 @@ def main():
     replies_r, replies_w = os.pipe()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
+    data_dir = os.path.join(tempfile.gettempdir(), "sea-data-" + os.urandom(8).hex())
     if os.fork() == 0:
-        _child(_run_worker, job, uids["worker"], requests_r, replies_w, out_w, err_w, path)
+        _child(_run_worker, job, uids["worker"], requests_r, replies_w, out_w, err_w, path,
+               data_dir)
     # Made after the worker exists, so the implementation never holds it.
     collector_end, judge_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     collector_end.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
@@ -870,6 +956,9 @@ def main():
             child_exit = os.WEXITSTATUS(status)
         elif os.WIFSIGNALED(status):
             child_signal = os.WTERMSIG(status)
+    files = {}
+    if job["mode"] == "call" and job.get("outputs") and not timed_out:
+        files = _outputs(job, uids["worker"], data_dir)
     _write_frame(_frame(
         job["mode"], timed_out=timed_out, child_exit=child_exit, child_signal=child_signal,
         report=bytes(buffers[report_fd]).decode("utf-8", errors="replace"),
@@ -877,7 +966,8 @@ def main():
         stdout=bytes(buffers[out_r]).decode("utf-8", errors="replace"),
         stderr=bytes(buffers[err_r]).decode("utf-8", errors="replace"),
         output_truncated=overflow[out_r] or overflow[err_r],
-        duration=round(time.monotonic() - started, 4), oom_kills=_oom_kills() - oom_kills))
+        duration=round(time.monotonic() - started, 4), oom_kills=_oom_kills() - oom_kills,
+        files=files))
     os._exit(0)
 
 

@@ -58,3 +58,11 @@ class AgentState(TypedDict, total=False):
     warnings: Annotated[list[str], operator.add]  # what the answer must mention (this turn)
     answer: str  # the short natural-language answer
     usage: Annotated[dict, sum_usage]  # token usage per step of this turn
+    # Multi-step plans, session data and workflows.
+    turn: int  # this turn's number in the session (1 for the first)
+    memory: str  # older turns summarized, and the earlier turns most relevant to this request
+    items: list[dict]  # a short listing of the session's data (name, kind, shape, turn)
+    steps: list[dict]  # the plan's steps (PlanStep dicts; pinned tools when a workflow runs)
+    step: int  # the cursor: index of the step being served
+    step_results: Annotated[list[dict], operator.add]  # what each finished step gave
+    workflow: dict  # the recorded workflow this turn reuses: id, similarity, arguments

@@ -16,10 +16,12 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 
-def file_hashes(paths: list[str]) -> list[list[str]]:
-    """Return [name, sha256] of each input file, sorted by name."""
+def file_hashes(files: list[str] | dict[str, bytes]) -> list[list[str]]:
+    """Return [name, sha256] of each input file (paths, or contents by name), sorted by name."""
+    if isinstance(files, dict):  # a plan's step: its files come from items and earlier steps
+        return sorted([name, hashlib.sha256(data).hexdigest()] for name, data in files.items())
     return sorted([Path(p).name, hashlib.sha256(Path(p).read_bytes()).hexdigest()]
-                  for p in paths)
+                  for p in files)
 
 
 def cache_key(arguments: dict, files: list[list[str]]) -> str:

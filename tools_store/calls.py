@@ -97,7 +97,9 @@ def call_tool(library, sandbox: Sandbox, name: str, arguments, source: str,
     """
     record = find(library, name, include_experimental)
     checked = checked_arguments(record, arguments)
-    result = sandbox.call(record.code, record.name, checked)
+    # A composite imports its pinned components: they ship beside it as modules.
+    modules = library.component_modules(record) if record.components else None
+    result = sandbox.call(record.code, record.name, checked, modules=modules)
     if result.status not in NOT_A_VERDICT:  # nothing ran, or not the tool's doing
         library.record_execution(record.name, record.version, checked,
                                  result.result if result.ok else None, result.ok,

@@ -23,3 +23,11 @@ class IndexModelMismatch(LibraryError):
 
 class InvalidToolName(LibraryError, ValueError):
     """A tool name that is not a safe snake_case identifier (a ValueError for validators)."""
+
+
+class ItemMissing(LibraryError):
+    """A session item that does not exist, or whose file is gone from the data directory."""
+
+
+class WorkflowNotFound(LibraryError):
+    """No recorded workflow with that id."""

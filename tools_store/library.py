@@ -33,6 +33,8 @@ from .index import Docs, ToolIndex
 from .migrations import migrate
 from .mirror import FileMirror
 from .models import Candidate, Evidence, SearchResult, ToolRecord, ToolSpec, check_tool_name
+from .sessions import SessionData
+from .workflows import WorkflowStore
 
 code_hash = records.code_hash
 log = logging.getLogger(__name__)
@@ -63,6 +65,10 @@ def _wrap_public_methods(cls: type) -> type:
     return cls
 
 
+_wrap_public_methods(SessionData)
+_wrap_public_methods(WorkflowStore)
+
+
 @_wrap_public_methods
 class ToolLibrary:
     """Register, find, version and log tools."""
@@ -80,6 +86,11 @@ class ToolLibrary:
         self.model_id = model_id or embedding_model_id()
         self._reads = db.PooledReads(self.url, schema)
         self.index = ToolIndex(self.url, schema, self.model_id, self._reader, self.connect)
+        # Session data (items and memory) and learned workflows, on the same connections.
+        self.sessions = SessionData(self.connect, self._reader, self.index, self.model_id,
+                                    sea_home() / ("sessions" if schema == "sea"
+                                                  else f"sessions-{schema}"))
+        self.workflows = WorkflowStore(self.connect, self._reader, self.index, self.model_id)
         try:
             with self.connect() as conn:
                 migrate(conn, schema)
@@ -139,18 +150,21 @@ class ToolLibrary:
 
     def register(self, spec: ToolSpec, code: str, tests: str, report: dict | None = None,
                  status: str = "verified", reason: str = "created",
-                 new_version: bool = False, origin: dict | None = None) -> ToolRecord:
+                 new_version: bool = False, origin: dict | None = None,
+                 components: list[dict] | None = None) -> ToolRecord:
         """Register a tool atomically.
 
         A name in use is refused unless ``new_version`` says this is a repair or an update;
-        ``origin`` keeps what a repair started from (the failure, the tests it added).
+        ``origin`` keeps what a repair started from (the failure, the tests it added);
+        ``components`` pins a composite's component tools (name, version) with the version.
         """
         return self.register_many([(spec, code, tests, report or {}, status, reason)],
-                                  new_version=new_version, origins=[origin or {}])[0]
+                                  new_version=new_version, origins=[origin or {}],
+                                  components=components)[0]
 
     def register_many(self, items: list[tuple[ToolSpec, str, str, dict, str, str]],
-                      new_version: bool = False,
-                      origins: list[dict] | None = None) -> list[ToolRecord]:
+                      new_version: bool = False, origins: list[dict] | None = None,
+                      components: list[dict] | None = None) -> list[ToolRecord]:
         """Register several tools in one transaction (all or none)."""
         for spec, *_ in items:
             check_tool_name(spec.name)
@@ -165,6 +179,9 @@ class ToolLibrary:
                 record = records.insert_version(conn, spec, code, tests, report, status,
                                                 reason, new_version,
                                                 (origins or [])[index] if origins else None)
+                if components:
+                    records.set_components(conn, spec.name, record.version, components)
+                    record.components = components
                 _crash_point("after_version_insert")
                 records.make_current(conn, spec.name, record.version, status)
                 self.index.write(conn, spec.name, record.version, docs,
@@ -205,6 +222,20 @@ class ToolLibrary:
         if not found:
             raise ToolNotFound(f"no tool {name!r}")
         return found
+
+    def component_modules(self, record: ToolRecord) -> dict[str, str]:
+        """Return the source files a composite needs beside it: its pinned components."""
+        modules: dict[str, str] = {}
+        pending = list(record.components)
+        while pending:
+            pin = pending.pop()
+            component = self.get(pin["name"], pin["version"])
+            filename = f"{component.name}.py"
+            if modules.get(filename, component.code) != component.code:
+                raise LibraryError(f"{record.name} needs two versions of {component.name}")
+            modules[filename] = component.code
+            pending += component.components
+        return modules
 
     def executions(self, name: str, limit: int = 20) -> list[dict]:
         """Return a tool's most recent executions."""
@@ -335,13 +366,13 @@ class ToolLibrary:
     # -- the execution cache ----------------------------------------------------------------
 
     def cached_result(self, record: ToolRecord, arguments: dict,
-                      files: list[str]) -> tuple[bool, object]:
+                      files: list[str] | dict[str, bytes]) -> tuple[bool, object]:
         """Return (found, result) of an earlier identical call of this very version."""
         key = cache.cache_key(arguments, cache.file_hashes(files))
         return cache.get(self._reader(), record.name, record.version, record.code_hash, key)
 
-    def cache_result(self, record: ToolRecord, arguments: dict, files: list[str], result,
-                     ttl_seconds: int) -> None:
+    def cache_result(self, record: ToolRecord, arguments: dict,
+                     files: list[str] | dict[str, bytes], result, ttl_seconds: int) -> None:
         """Keep a deterministic call's result for ``ttl_seconds``."""
         hashes = cache.file_hashes(files)
         with self.connect() as conn:
@@ -473,3 +504,4 @@ class ToolLibrary:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
                 sql.Identifier(self.schema)))
         self.mirror.remove()
+        self.sessions.remove_files()

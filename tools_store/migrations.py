@@ -205,6 +205,68 @@ MIGRATIONS: list[tuple[int, str]] = [
     );
     CREATE INDEX IF NOT EXISTS tool_events_name ON tool_events (name, id);
     """),
+    # Session data, memory beyond the window, learned workflows, composite tools.
+    (7, """
+    ALTER TABLE tool_versions ADD COLUMN IF NOT EXISTS components jsonb NOT NULL DEFAULT '[]';
+    ALTER TABLE workflow_patterns
+        ADD COLUMN IF NOT EXISTS key text,
+        ADD COLUMN IF NOT EXISTS standalone text NOT NULL DEFAULT '',
+        ADD COLUMN IF NOT EXISTS params jsonb NOT NULL DEFAULT '[]',
+        ADD COLUMN IF NOT EXISTS returns jsonb NOT NULL DEFAULT '{}',
+        ADD COLUMN IF NOT EXISTS successes integer NOT NULL DEFAULT 0,
+        ADD COLUMN IF NOT EXISTS composite text,
+        ADD COLUMN IF NOT EXISTS composite_version integer,
+        ADD COLUMN IF NOT EXISTS promotion jsonb NOT NULL DEFAULT '{}',
+        ADD COLUMN IF NOT EXISTS updated_at timestamptz NOT NULL DEFAULT now();
+    CREATE UNIQUE INDEX IF NOT EXISTS workflow_patterns_key ON workflow_patterns (key);
+    CREATE TABLE IF NOT EXISTS workflow_runs (
+        id bigserial PRIMARY KEY,
+        workflow_id bigint NOT NULL REFERENCES workflow_patterns(id) ON DELETE CASCADE,
+        session_id text NOT NULL DEFAULT '',
+        request text NOT NULL DEFAULT '',
+        arguments jsonb NOT NULL DEFAULT '{}',
+        files jsonb NOT NULL DEFAULT '{}',
+        result jsonb,
+        outputs jsonb NOT NULL DEFAULT '{}',
+        success boolean NOT NULL,
+        error text NOT NULL DEFAULT '',
+        reused boolean NOT NULL DEFAULT false,
+        created_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE INDEX IF NOT EXISTS workflow_runs_workflow ON workflow_runs (workflow_id, id);
+    CREATE TABLE IF NOT EXISTS workflow_texts (
+        workflow_id bigint NOT NULL REFERENCES workflow_patterns(id) ON DELETE CASCADE,
+        model text NOT NULL,
+        kind text NOT NULL CHECK (kind IN ('request', 'step')),
+        text text NOT NULL,
+        embedding vector NOT NULL,
+        PRIMARY KEY (workflow_id, model, kind, text)
+    );
+    CREATE TABLE IF NOT EXISTS session_items (
+        id bigserial PRIMARY KEY,
+        session_id text NOT NULL,
+        name text NOT NULL,
+        kind text NOT NULL CHECK (kind IN ('value', 'table', 'file')),
+        shape text NOT NULL DEFAULT '',
+        size bigint NOT NULL DEFAULT 0,
+        sha256 text NOT NULL DEFAULT '',
+        turn integer NOT NULL,
+        step integer,
+        source text NOT NULL,
+        path text,
+        value jsonb,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        UNIQUE (session_id, name)
+    );
+    CREATE TABLE IF NOT EXISTS session_turns (
+        session_id text NOT NULL,
+        turn integer NOT NULL,
+        model text NOT NULL,
+        text text NOT NULL,
+        embedding vector NOT NULL,
+        PRIMARY KEY (session_id, turn, model)
+    );
+    """),
 ]
 
 

@@ -36,6 +36,8 @@ class FileMirror:
         spec = record.spec.model_dump()
         spec.update(version=record.version, status=record.status, reason=record.reason,
                     code_hash=record.code_hash)
+        if record.components:
+            spec["components"] = record.components  # a composite's pinned component tools
         return {"tool.py": record.code, "test_tool.py": record.tests,
                 "spec.json": json.dumps(spec, indent=2, sort_keys=True) + "\n"}
 

@@ -127,6 +127,8 @@ class ToolRecord(BaseModel):
     p50_latency: float | None = None  # median duration of this version's executions, seconds
     parent: int | None = None  # the version that was current when this one was made
     origin: dict = Field(default_factory=dict)  # for a repair: the failure, tests added, notes
+    # A composite's component tools, pinned: [{"name": ..., "version": ...}] in call order.
+    components: list[dict] = Field(default_factory=list)
 
     @property
     def success_rate(self) -> float | None:

@@ -48,12 +48,22 @@ DEFAULT_POLICY = {
     "replay_limit": 5,
     "rollback_window": 5,
     "experimental_limits": {"timeout": 10.0, "memory_mb": 128},
+    # Multi-step plans and learned workflows.
+    "max_steps": 5,
+    # Similarity of a new request to a recorded workflow's requests, per embedding model.
+    "workflow_thresholds": {LOCAL_ID: 0.75, "default": 0.85},
+    "workflow_min_successes": 2,  # evidence before a workflow is reused without planning
+    "promotion": {"min_uses": 3, "min_success_rate": 0.9, "replay_runs": 5,
+                  "replay_bytes": 256 * 1024},
+    "memory": {"relevant_turns": 2, "min_similarity": 0.3, "summary_turns": 20},
 }
 # Keys a person may set, with what their values must be.
 NUMBER_RANGES = {"reuse": (0.0, 1.01), "verify": (0.0, 1.0), "evidence": (0.0, 1.0),
                  "similarity": (0.0, 1.0), "success": (0.0, 1.0), "usage": (0.0, 1.0)}
 WHOLE_RANGES = {"judge_candidates": (1, 10), "cache_ttl_seconds": (0, 10**8),
                 "max_retries": (0, 10), "min_tests": (1, 50), "history_turns": (0, 50)}
+# Plans and learned workflows: a bound on a plan's length, the evidence before a workflow reruns.
+WHOLE_RANGES.update(max_steps=(1, 20), workflow_min_successes=(1, 1000))
 
 
 class PolicyError(ValueError):

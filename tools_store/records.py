@@ -44,7 +44,8 @@ def record_of(row: dict) -> ToolRecord:
                       current=row.get("current", True), uses=row.get("uses") or 0,
                       successes=row.get("successes") or 0,
                       p50_latency=row.get("p50_latency"), parent=row.get("parent"),
-                      origin=row.get("origin") or {})
+                      origin=row.get("origin") or {},
+                      components=row.get("components") or [])
 
 
 def insert_version(conn: psycopg.Connection, spec: ToolSpec, code: str, tests: str,
@@ -80,6 +81,13 @@ def insert_version(conn: psycopg.Connection, spec: ToolSpec, code: str, tests: s
     return ToolRecord(name=spec.name, version=version, status=status, spec=spec, code=code,
                       tests=tests, report=report, code_hash=code_hash(code), reason=reason,
                       parent=parent, origin=origin or {})
+
+
+def set_components(conn: psycopg.Connection, name: str, version: int,
+                   components: list[dict]) -> None:
+    """Record the pinned component tools of a composite version."""
+    conn.execute("UPDATE tool_versions SET components = %s WHERE name = %s AND version = %s",
+                 (Jsonb(components), name, version))
 
 
 def make_current(conn: psycopg.Connection, name: str, version: int, status: str) -> None:

@@ -3,7 +3,8 @@
 Pages are thin scripts in ``ui/views/`` served with ``st.navigation`` (not ``pages/``: a
 folder of that name beside the main script is Streamlit's older multipage convention, which
 AppTest then runs instead of this script); their code is in
-``ui/chat.py``, ``ui/library_page.py``, ``ui/sessions.py`` and ``ui/settings.py``. Turns run
+``ui/chat.py``, ``ui/library_page.py``, ``ui/sessions.py``, ``ui/workflows_page.py`` and
+``ui/settings.py``. Turns run
 in the app's own worker threads (``ui/runs.py``), so they outlive a page; pages read them.
 """
 
@@ -44,6 +45,7 @@ def main() -> None:
         chat,
         st.Page(here / "library.py", title="Library", icon=":material/build:"),
         st.Page(here / "sessions.py", title="Sessions", icon=":material/history:"),
+        st.Page(here / "workflows.py", title="Workflows", icon=":material/account_tree:"),
         st.Page(here / "settings.py", title="Settings", icon=":material/settings:")])
     try:
         sidebar()

@@ -21,7 +21,7 @@ STEP_LABELS = {"warm-up": "Start-up", "enrich": "Context", "plan": "Plan", "retr
                "decide": "Decision", "spec": "Specification", "tests": "Tests",
                "impl": "Implementation", "verify": "Sandbox", "reflect": "Reflection",
                "register": "Registration", "execute": "Execution", "answer": "Answer",
-               "feedback": "Feedback", "gate": "Repair gate"}
+               "feedback": "Feedback", "gate": "Repair gate", "learn": "Learning"}
 # Token usage is counted per model call: the execute step's call extracts the arguments.
 USAGE_LABELS = {"plan": "Plan", "judge": "Judge", "spec": "Specification", "tests": "Tests",
                 "impl": "Implementation", "reflect": "Reflection", "repair": "Repair",

@@ -6,7 +6,7 @@ import functools
 import time
 from collections.abc import Callable
 
-from langgraph.config import get_stream_writer
+from langgraph.config import get_config, get_stream_writer
 from langgraph.runtime import Runtime
 
 from sandbox import SandboxError
@@ -14,6 +14,7 @@ from tools_store.errors import LibraryError
 
 from . import services
 from .context import Context
+from .dataflow import items_listing
 from .model import StepError, load_chat_model
 
 # Failures that end a turn with a clear message; anything else is a bug and surfaces.
@@ -61,7 +62,20 @@ def sandbox(runtime: Runtime[Context], limits: dict | None = None):
     return services.sandbox(runtime.context.sandbox_backend, runtime.context.sandbox_pool)
 
 
+def session_of(runtime: Runtime[Context]) -> str:
+    """Return the session of the run: the context's, else the thread's (Studio)."""
+    if runtime.context.session_id:
+        return runtime.context.session_id
+    try:
+        return str(get_config()["configurable"].get("thread_id") or "default")
+    except RuntimeError:
+        return "default"  # called outside a graph run (unit tests of a node)
+
+
 def history_text(state: dict) -> str:
-    """Render the recent turns for a prompt."""
+    """Render the session for a prompt: memory, recent turns, and the session's data."""
     lines = [f"{turn['role']}: {turn['content']}" for turn in state.get("history", [])]
-    return "Conversation so far:\n" + "\n".join(lines) if lines else ""
+    parts = [state.get("memory", ""),
+             "Conversation so far:\n" + "\n".join(lines) if lines else "",
+             items_listing(state.get("items") or [])]
+    return "\n\n".join(part for part in parts if part)

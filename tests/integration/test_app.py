@@ -355,3 +355,15 @@ def test_a_result_naming_a_session_file_is_a_download(tmp_path):
     at = AppTest.from_function(show, args=(str(tmp_path),)).run()
     assert [c.value for c in at.caption] == ["file", "text"]
     assert at.get("download_button")[0].proto.label == "Download out.txt"
+
+
+def test_workflows_page_lists_the_learned_workflow(app):
+    at = ask(app(), "convert 100 degrees Fahrenheit to Celsius, then to Kelvin")
+    assert "100 °F is 37.78 °C, which is 310.93 K." in texts(at)
+    at.switch_page("views/workflows.py").run()
+    assert not at.exception, at.exception
+    labels = [e.label for e in at.expander]
+    expected = label("fahrenheit_to_celsius → celsius_to_kelvin · used 1× · success 100%")
+    assert any(expected in shown for shown in labels), labels
+    assert [b.label for b in at.button if b.label == "Promote now"] == ["Promote now"]
+    assert "convert 100 degrees Fahrenheit to Celsius, then to Kelvin" in texts(at)

@@ -219,13 +219,6 @@ def test_sandbox_unavailable_is_a_clear_error(make_agent, tmp_path, monkeypatch)
     assert library_of(agent).list_tools(include_retired=True) == []
 
 
-def test_multi_step_requests_are_detected_and_explained(make_agent):
-    agent = make_agent()
-    state = agent.ask("download the prices then plot them")
-    assert state["route"] == ["enrich", "plan", "answer"]
-    assert "Multi-step plans are not supported yet" in state["answer"]
-
-
 def test_cli_ask_prints_route_tool_result_answer_and_tokens(tmp_path):
     env = {**os.environ, "SEA_MODEL": f"scripted:{DEMO_SCRIPT}"}
     run = subprocess.run([sys.executable, "-m", "cli", "ask",

@@ -9,14 +9,119 @@ put in ``results``; ``# raises`` and ``# unavailable`` make it fail.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import tempfile
+from pathlib import Path
 
 from sandbox.core import declared_tests
-from sandbox.reports import CallResult, TestOutcome, VerifyReport
-from tools_store.errors import ToolExists, ToolNotFound
+from sandbox.reports import CallResult, OutputFile, TestOutcome, VerifyReport
+from tools_store.errors import ItemMissing, ToolExists, ToolNotFound
 from tools_store.models import Candidate, Evidence, EvidenceHit, SearchResult, ToolRecord, ToolSpec
 from tools_store.policies import DEFAULT_POLICY, decision_rule, overlay
+from tools_store.sessions import describe_file, describe_value, older_name
+
+
+class FakeSessions:
+    """Session items in memory, their files in a throwaway folder (same naming rules)."""
+
+    def __init__(self):
+        self.root = Path(tempfile.mkdtemp(prefix="fake-sessions-"))
+        self.rows: list[dict] = []
+
+    def _put(self, session: str, item: dict) -> dict:
+        item = {"session_id": session, "available": True, "path": None, **item}
+        for old in self.rows:
+            if old["session_id"] == session and old["name"] == item["name"]:
+                taken = {r["name"] for r in self.rows if r["session_id"] == session}
+                old["name"] = older_name(old["name"], old["turn"], taken)
+        self.rows.append(item)
+        return dict(item)
+
+    def add_file(self, session, turn, name, data, source, step=None) -> dict:
+        path = self.root / session / f"t{turn}" / (f"s{step}" if step else "") / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        kind, shape = describe_file(name, data)
+        return self._put(session, {"name": name, "kind": kind, "shape": shape, "turn": turn,
+                                   "size": len(data), "step": step, "source": source,
+                                   "sha256": hashlib.sha256(data).hexdigest(),
+                                   "path": str(path)})
+
+    def add_value(self, session, turn, name, value, source, step=None) -> dict:
+        kind, shape = describe_value(value)
+        encoded = json.dumps(value).encode()
+        return self._put(session, {"name": name, "kind": kind, "shape": shape, "turn": turn,
+                                   "size": len(encoded), "step": step, "source": source,
+                                   "sha256": hashlib.sha256(encoded).hexdigest(),
+                                   "value": value})
+
+    def items(self, session: str) -> list[dict]:
+        found = [dict(r) for r in self.rows if r["session_id"] == session]
+        for item in found:
+            item["available"] = item["path"] is None or Path(item["path"]).is_file()
+        return found[::-1]
+
+    def get(self, session: str, name: str) -> dict:
+        for item in self.items(session):
+            if item["name"] == name:
+                return item
+        raise ItemMissing(f"this session has no data named {name!r}")
+
+    def read(self, session: str, name: str) -> bytes:
+        item = self.get(session, name)
+        if item["path"] is None:
+            return json.dumps(item["value"]).encode()
+        if not item["available"]:
+            raise ItemMissing(f"the file of {name!r} is no longer in the data directory")
+        return Path(item["path"]).read_bytes()
+
+    def relevant_turns(self, session, turns, query, k, floor) -> list[dict]:
+        return []
+
+
+class FakeWorkflows:
+    """Workflows in memory; ``similarity`` is how close every one is to any request."""
+
+    def __init__(self, similarity: float = 0.0):
+        self.similarity = similarity
+        self.rows: dict[int, dict] = {}
+        self.all_runs: list[dict] = []
+
+    def record(self, key, request, standalone, steps, params, returns, run, success) -> dict:
+        found = next((w for w in self.rows.values() if w["key"] == key), None)
+        if found is None:
+            found = {"id": len(self.rows) + 1, "key": key, "request": request,
+                     "standalone": standalone, "steps": steps, "params": params,
+                     "returns": returns, "uses": 0, "successes": 0, "composite": None,
+                     "composite_version": None, "promotion": {}}
+            self.rows[found["id"]] = found
+        return self.add_run(found["id"], run, success)
+
+    def add_run(self, workflow_id, run, success) -> dict:
+        self.all_runs.append({**run, "workflow_id": workflow_id, "success": success,
+                              "id": len(self.all_runs) + 1})
+        row = self.rows[workflow_id]
+        row["uses"] += 1
+        row["successes"] += int(success)
+        return self.get(workflow_id)
+
+    def get(self, workflow_id) -> dict:
+        row = dict(self.rows[workflow_id])
+        row["success_rate"] = row["successes"] / row["uses"] if row["uses"] else None
+        return row
+
+    def candidates(self, query: str, k: int = 3) -> list[dict]:
+        return [{**self.get(i), "similarity": self.similarity, "step_similarity": 0.0,
+                 "matched_text": self.rows[i]["request"]} for i in self.rows][:k]
+
+    def runs(self, workflow_id, limit=20, successful=None) -> list[dict]:
+        return [r for r in self.all_runs if r["workflow_id"] == workflow_id
+                and successful in (None, r["success"])][::-1][:limit]
+
+    def note_promotion(self, workflow_id, outcome) -> None:
+        self.rows[workflow_id]["promotion"] = outcome
 
 
 class FakeLibrary:
@@ -26,7 +131,7 @@ class FakeLibrary:
     evidence the graph writes; ``cache`` is a dict keyed by (name, version, arguments).
     """
 
-    def __init__(self, similarities: dict[str, float] | None = None):
+    def __init__(self, similarities: dict[str, float | dict[str, float]] | None = None):
         self.tools: dict[str, ToolRecord] = {}
         self.similarities = similarities or {}
         self.executions: list[dict] = []
@@ -37,6 +142,8 @@ class FakeLibrary:
         self.evidence: list[EvidenceHit] = []
         self.recorded: list[Evidence] = []
         self.cache: dict[tuple, object] = {}
+        self.sessions = FakeSessions()
+        self.workflows = FakeWorkflows()
 
     def policy(self) -> dict:
         return self.stored_policy
@@ -66,11 +173,18 @@ class FakeLibrary:
         self.history[spec.name] = [record]
         return record
 
+    def similarity(self, name: str, query: str) -> float:
+        """Return how close a tool is: a number, or {word: number} for queries with the word."""
+        known = self.similarities.get(name, 0.0)
+        if isinstance(known, dict):
+            return max((v for word, v in known.items() if word in query.lower()), default=0.0)
+        return known
+
     def search(self, query: str, k: int = 5) -> SearchResult:
         candidates = [Candidate(name=r.name, version=r.version, status=r.status,
                                 description=r.spec.description,
-                                similarity=self.similarities.get(r.name, 0.0),
-                                score=self.similarities.get(r.name, 0.0))
+                                similarity=self.similarity(r.name, query),
+                                score=self.similarity(r.name, query))
                       for r in self.tools.values()]
         candidates.sort(key=lambda c: -c.score)
         return SearchResult(query=query, candidates=candidates[:k],
@@ -89,13 +203,14 @@ class FakeLibrary:
 
     def register(self, spec: ToolSpec, code: str, tests: str, report: dict | None = None,
                  status: str = "verified", reason: str = "created",
-                 new_version: bool = False, origin: dict | None = None) -> ToolRecord:
+                 new_version: bool = False, origin: dict | None = None,
+                 components: list[dict] | None = None) -> ToolRecord:
         if spec.name in self.tools and not new_version:
             raise ToolExists(f"a tool named {spec.name!r} exists")
         versions = self.history.setdefault(spec.name, [])
         record = ToolRecord(name=spec.name, version=len(versions) + 1, status=status,
                             spec=spec, code=code, tests=tests, report=report or {},
-                            reason=reason, origin=origin or {})
+                            reason=reason, origin=origin or {}, components=components or [])
         versions.append(record)
         self.tools[spec.name] = record
         return record
@@ -137,16 +252,28 @@ class FakeLibrary:
     def reflections(self, name: str) -> list[dict]:
         return [r for r in self.reflection_log if r["name"] == name]
 
+    def component_modules(self, record: ToolRecord) -> dict[str, str]:
+        return {f"{c['name']}.py": self.tools[c["name"]].code for c in record.components}
+
 
 class FakeSandbox:
-    """Verifies by a marker in the code and answers calls from a table (nothing runs)."""
+    """Verifies by a marker in the code and answers calls from a table (nothing runs).
 
-    def __init__(self, results: dict[str, object] | None = None):
+    ``files`` says which files a function writes (name -> bytes); a function in ``failing``
+    raises instead of answering.
+    """
+
+    def __init__(self, results: dict[str, object] | None = None,
+                 files: dict[str, dict[str, bytes]] | None = None,
+                 failing: dict[str, str] | None = None):
         self.results = results or {}
+        self.files = files or {}
+        self.failing = failing or {}
         self.verified: list[str] = []
         self.calls: list[tuple[str, dict]] = []
+        self.given: list[dict[str, bytes]] = []
 
-    def verify(self, implementation: str, tests: str, files=None) -> VerifyReport:
+    def verify(self, implementation: str, tests: str, files=None, modules=None) -> VerifyReport:
         self.verified.append(implementation)
         if "# infra" in implementation:
             return VerifyReport(status="infrastructure",
@@ -160,14 +287,22 @@ class FakeSandbox:
         return VerifyReport(status="failed", failed=len(names), tests=[
             TestOutcome(name=n, outcome="failed", message="assert 1 == 2") for n in names])
 
-    def call(self, implementation: str, function: str, args: dict, files=None) -> CallResult:
+    def call(self, implementation: str, function: str, args: dict, files=None, modules=None,
+             outputs=None) -> CallResult:
         self.calls.append((function, args))
+        self.given.append(dict(files) if isinstance(files, dict) else {})
         if "# unavailable" in implementation:
             return CallResult(ok=False, status="unavailable", error="no sandbox here")
         if "# raises" in implementation:
             return CallResult(ok=False, status="error", error_type="ValueError",
                               error="bad input")
+        if function in self.failing:
+            return CallResult(ok=False, status="error", error_type="ValueError",
+                              error=self.failing[function])
         marker = re.search(r"# returns (.+)$", implementation, re.MULTILINE)
-        if marker:
-            return CallResult(ok=True, status="ok", result=json.loads(marker.group(1)))
-        return CallResult(ok=True, status="ok", result=self.results.get(function))
+        result = json.loads(marker.group(1)) if marker else self.results.get(function)
+        written = self.files.get(function, {})
+        return CallResult(ok=True, status="ok", result=result, files=[
+            OutputFile(name=n, size=len(written[n]), content=written[n],
+                       sha256=hashlib.sha256(written[n]).hexdigest()) if n in written
+            else OutputFile(name=n, error="the tool did not write it") for n in outputs or []])

@@ -32,9 +32,12 @@ REPAIRED = [["enrich", "plan", "retrieve", "decide", "execute", "reflect", "gate
 
 
 def script(tmp_path, repairs: list[dict], answers=("42",)) -> str:
+    # "fetch then plot" is a turn that runs no tool: its plan is refused before any step runs
+    # (step 2 uses a step 3 the plan does not have).
     entries = [{"step": "plan", "request": "fetch then plot", "reply": {
                    "kind": "multi", "standalone_request": "fetch, then plot",
-                   "steps": ["fetch", "plot"]}},
+                   "steps": ["fetch", {"request": "plot",
+                                       "inputs": {"data": {"from_step": 3}}}]}},
                {"step": "plan", "match": ".", "reply": {"kind": "single",
                                                          "standalone_request": "double 21"}},
                {"step": "args", "match": ".", "reply": {"arguments": {"x": 21}}},

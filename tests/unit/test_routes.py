@@ -145,12 +145,6 @@ def test_the_verify_band_asks_the_judge(tmp_path, serves, tail):
     assert route[3:] == tail and state["judge"]["serves"] is serves
 
 
-def test_multi_step_plans_are_explained_not_run(tmp_path):
-    model = script(tmp_path, plan("fetch then plot", "fetch, then plot", kind="multi"))
-    route, state = run(model, "fetch then plot", FakeLibrary(), FakeSandbox())
-    assert route == ["enrich", "plan", "answer"] and "several tools" in state["answer"]
-
-
 def test_an_unknown_request_to_the_scripted_model_says_what_it_knows(tmp_path):
     model = script(tmp_path, *synthesis([GOOD]))
     route, state = run(model, "convert 212 fahrenheit to celsius", FakeLibrary(),
