@@ -18,7 +18,8 @@ INSTRUCTIONS = (
     "Write a pytest suite for the specified function before it exists. Import it with "
     "`from tool import NAME`. Cover normal cases, the docstring's examples and the edge cases "
     "(pytest.raises for errors). Every test asserts something. Use only the standard library "
-    "and pytest; floats compared with pytest.approx.")
+    "and pytest; floats compared with pytest.approx. The function runs in another process: "
+    "arguments must be JSON values and results arrive JSON-decoded (tuples as lists).")
 
 
 @node("tests")

@@ -2,17 +2,22 @@
 
 bubblewrap gives namespaces, not a policy: this module adds a read-only root (the offline
 Debian root filesystem), a read-only /dev, a clean environment, a seccomp filter, rlimits,
-and a cgroup for memory, pids and CPU. When it cannot apply those it refuses to run; it never
-falls back to a plain subprocess.
+and a cgroup for memory, pids and CPU. Each run gets a user namespace whose three users (the
+runner, the tests, the implementation) map onto three fresh host users, written by this
+process while bubblewrap waits. When it cannot apply those it refuses to run; it never falls
+back to a plain subprocess.
 """
 
 from __future__ import annotations
 
 import errno
+import json
 import os
 import resource
+import select
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -20,12 +25,13 @@ import time
 import uuid
 from pathlib import Path
 
-from .core import Limits, RawRun, SandboxUnavailable
+from .core import Limits, RawRun, SandboxUnavailable, run_uids
 from .image import RUNNER, rootfs_dir
+from .runner import UIDS_VARIABLE
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 OUTPUT_LIMIT = 4 * 1024 * 1024
-SANDBOX_UID = 65534
+SETUP_TIMEOUT = 10.0
 
 
 class Cgroup:
@@ -158,6 +164,9 @@ def seccomp_program():
         for flag in NAMESPACE_FLAGS:
             rules.add_rule(seccomp.ERRNO(errno.EPERM), "clone",
                            seccomp.Arg(0, seccomp.MASKED_EQ, flag, flag))
+        # No vsock: it reaches the hypervisor or the host, around the network namespace.
+        rules.add_rule(seccomp.ERRNO(errno.EPERM), "socket",
+                       seccomp.Arg(0, seccomp.EQ, socket.AF_VSOCK))
         rules.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")
         program = tempfile.TemporaryFile()
         rules.export_bpf(program)
@@ -178,39 +187,67 @@ class BwrapBackend:
         self.rootfs = rootfs or rootfs_dir()
 
     def check(self) -> None:
-        """Raise SandboxUnavailable unless bubblewrap, the root filesystem and cgroups exist."""
+        """Raise SandboxUnavailable unless bubblewrap, the root filesystem and root exist."""
         if not shutil.which("bwrap"):
             raise SandboxUnavailable("bubblewrap is not installed (apt-get install bubblewrap)")
         if not (self.rootfs / "usr/bin/python3").exists():
             raise SandboxUnavailable(f"no sandbox root filesystem at {self.rootfs}; build it "
                                      "with `sea sandbox build --method offline`")
-        runner_copy = self.rootfs / "opt/sea/runner.py"
-        if not runner_copy.exists() or runner_copy.read_bytes() != RUNNER.read_bytes():
-            runner_copy.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(RUNNER, runner_copy)
+        if os.getuid() != 0:
+            raise SandboxUnavailable("bubblewrap refuses to run: mapping the run's three users "
+                                     "onto fresh host users needs root")
 
-    def command(self, seccomp_fd: int) -> list[str]:
+    def command(self, seccomp_fd: int, info_fd: int, block_fd: int) -> list[str]:
         """Return the bubblewrap command line for one run."""
         lim = self.limits
         return [
             "bwrap", "--seccomp", str(seccomp_fd), "--unshare-all", "--unshare-user",
+            # bubblewrap reports its child and waits while we write the user mappings.
+            "--info-fd", str(info_fd), "--userns-block-fd", str(block_fd),
             "--die-with-parent", "--new-session", "--as-pid-1",
             "--ro-bind", str(self.rootfs), "/",
             "--proc", "/proc", "--dev", "/dev",
-            "--size", str(lim.tmp_mb << 20), "--tmpfs", "/tmp",
-            "--remount-ro", "/dev",
+            "--size", str(lim.tmp_mb << 20), "--perms", "1777", "--tmpfs", "/tmp",
+            # This checkout's runner, read-only, without writing into the shared root.
+            "--perms", "0755", "--tmpfs", "/opt", "--ro-bind", str(RUNNER), "/opt/sea/runner.py",
+            "--remount-ro", "/opt", "--remount-ro", "/dev",
             "--clearenv", "--setenv", "HOME", "/tmp", "--setenv", "PATH", "/usr/bin:/bin",
             "--setenv", "LANG", "C.UTF-8", "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
             "--setenv", "PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1",
-            "--uid", "65534", "--gid", "65534", "--hostname", "sandbox",
-            "--cap-drop", "ALL", "--disable-userns", "--chdir", "/tmp",
+            "--setenv", UIDS_VARIABLE, "0,1,2",
+            "--uid", "0", "--gid", "0", "--hostname", "sandbox",
+            # Capabilities inside the run's own user namespace only.
+            "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
+            "--cap-add", "CAP_KILL", "--chdir", "/tmp",
             "/usr/bin/python3", "-I", "/opt/sea/runner.py",
         ]
+
+    @staticmethod
+    def _map_users(info_fd: int, block_fd: int, base: int) -> None:
+        """Map the run's users 0, 1, 2 onto ``base``.. once bubblewrap names its child."""
+        data = b""
+        deadline = time.monotonic() + SETUP_TIMEOUT
+        while time.monotonic() < deadline:
+            if not select.select([info_fd], [], [], 0.1)[0]:
+                continue
+            chunk = os.read(info_fd, 4096)
+            if not chunk:
+                break
+            data += chunk
+        try:
+            child = int(json.loads(data)["child-pid"])
+            for name in ("uid_map", "gid_map"):
+                Path(f"/proc/{child}/{name}").write_text(f"0 {base} 3\n")
+        except (ValueError, KeyError, TypeError, OSError) as exc:
+            raise SandboxUnavailable(f"bubblewrap refuses to run: the run's users could not "
+                                     f"be mapped ({exc})") from exc
+        os.write(block_fd, b"1")
 
     def run(self, job: bytes) -> RawRun:
         """Run one job under bubblewrap inside a fresh cgroup."""
         self.check()
         lim = self.limits
+        base = run_uids()[0]
         cgroup = Cgroup(lim)
 
         def limit_child() -> None:
@@ -218,12 +255,10 @@ class BwrapBackend:
             resource.setrlimit(resource.RLIMIT_NOFILE, (lim.nofile, lim.nofile))
             resource.setrlimit(resource.RLIMIT_FSIZE, (lim.fsize_mb << 20, lim.fsize_mb << 20))
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-            if os.getuid() == 0:
-                # bubblewrap started by root maps the sandbox user onto host root; started as
-                # nobody, the sandbox user owns nothing on the host.
-                os.setgroups([])
-                os.setgid(SANDBOX_UID)
-                os.setuid(SANDBOX_UID)
+            # bubblewrap itself runs as the run's first fresh user, which owns nothing here.
+            os.setgroups([])
+            os.setgid(base)
+            os.setuid(base)
 
         started = time.monotonic()
         chunks: list[bytes] = []
@@ -232,16 +267,32 @@ class BwrapBackend:
         except SandboxUnavailable:
             cgroup.remove()
             raise
+        info_r, info_w = os.pipe()
+        block_r, block_w = os.pipe()
         try:
-            proc = subprocess.Popen(self.command(program.fileno()), stdin=subprocess.PIPE,
-                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                    preexec_fn=limit_child, close_fds=True,
-                                    pass_fds=[program.fileno()])
+            proc = subprocess.Popen(self.command(program.fileno(), info_w, block_r),
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL, preexec_fn=limit_child,
+                                    close_fds=True, pass_fds=[program.fileno(), info_w, block_r])
         except (OSError, subprocess.SubprocessError) as exc:
+            for fd in (info_r, info_w, block_r, block_w):
+                os.close(fd)
             cgroup.remove()
             raise SandboxUnavailable(f"bubblewrap could not start ({exc})") from exc
         finally:
             program.close()  # bubblewrap has read (or inherited) it
+        os.close(info_w)
+        os.close(block_r)
+        try:
+            self._map_users(info_r, block_w, base)
+        except SandboxUnavailable:
+            proc.kill()
+            proc.wait()
+            cgroup.remove()
+            raise
+        finally:
+            os.close(info_r)
+            os.close(block_w)
 
         def pump() -> None:
             # Keep the tail: the runner's frame is the last thing it writes.

@@ -10,8 +10,11 @@ together, next to the interface whose promise they keep.
 from __future__ import annotations
 
 import ast
+import errno
 import json
 import os
+import secrets
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,11 +23,22 @@ from pydantic import BaseModel, ValidationError
 
 from .errors import SandboxError, SandboxUnavailable  # noqa: F401  (re-exported)
 from .reports import CallResult, TestOutcome, VerifyReport
-from .runner import FRAME_MARKER
+from .runner import (
+    FRAME_MARKER,
+    MAX_DEPTH,
+    REPORT_LIMIT,
+    TEST_FILE,
+    TOOL_FILE,
+    DepthError,
+    decode_json,
+    encode_json,
+)
 
 MAX_INPUT_BYTES = 32 * 1024 * 1024
-TEST_FILE = "test_tool.py"
-TOOL_FILE = "tool.py"
+# Each run's users are drawn from here: far above ordinary accounts and the usual subordinate
+# id ranges, so no per-user kernel limit is shared with the host or with another run.
+UID_FLOOR = 1 << 30
+UID_SPAN = 1 << 30
 
 
 def _env_float(name: str, default: float) -> float:
@@ -70,23 +84,75 @@ def build_job(mode: str, implementation: str, tests: str | None, inputs: dict[st
     return str(len(body)).encode() + b"\n" + body
 
 
+def run_uids() -> tuple[int, int, int]:
+    """Return three fresh users for one run: the runner, the tests, the implementation."""
+    base = UID_FLOOR + secrets.randbelow(UID_SPAN - 3)
+    return base, base + 1, base + 2
+
+
+_FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+               (stat.S_ISSOCK, "a socket"), (stat.S_ISLNK, "a symbolic link"))
+
+
+def _not_regular(path: Path, mode: int) -> ValueError:
+    kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a plain file")
+    return ValueError(f"input file {path.name!r} is {kind}, not a regular file")
+
+
+def _read_input(path: Path, room: int) -> bytes:
+    """Read one input file as hostile: no links, no blocking, regular files, at most ``room``."""
+    mode = os.lstat(path).st_mode
+    if not stat.S_ISREG(mode):  # devices, FIFOs and links are never even opened
+        raise _not_regular(path, mode)
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ValueError(f"input file {path.name!r} is a symbolic link; name the file "
+                             "it points to") from None
+        raise
+    try:
+        info = os.fstat(fd)  # what was opened, whatever the name pointed to a moment before
+        if not stat.S_ISREG(info.st_mode):
+            raise _not_regular(path, info.st_mode)
+        if info.st_size > room:
+            raise ValueError(f"input file {path.name!r} is {info.st_size} bytes; the input "
+                             f"files may total {MAX_INPUT_BYTES} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= room:
+            chunk = os.read(fd, min(1 << 20, room + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > room:
+            raise ValueError(f"input file {path.name!r} grew past the limit of "
+                             f"{MAX_INPUT_BYTES} bytes while it was read")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def read_inputs(files: list[str | Path] | dict[str, bytes] | None) -> dict[str, bytes]:
-    """Read the input files the user named, by base name, refusing odd names and sizes."""
+    """Read the input files the user named, by base name, refusing odd names, kinds and sizes."""
     if not files:
         return {}
-    if isinstance(files, dict):
-        items = list(files.items())
-    else:
-        items = [(Path(p).name, Path(p).read_bytes()) for p in files]
-    total = 0
     out: dict[str, bytes] = {}
-    for name, data in items:
+    total = 0
+    entries = list(files.items()) if isinstance(files, dict) else [
+        (Path(p).name, Path(p)) for p in files]
+    for name, source in entries:
         if name in (TOOL_FILE, TEST_FILE, "conftest.py") or "/" in name or name.startswith("."):
             raise ValueError(f"input file name {name!r} is not allowed")
+        room = MAX_INPUT_BYTES - total
+        data = _read_input(source, room) if isinstance(source, Path) else bytes(source)
         total += len(data)
+        if total > MAX_INPUT_BYTES:
+            raise ValueError(f"input files total {total} bytes; the limit is {MAX_INPUT_BYTES}")
         out[name] = data
-    if total > MAX_INPUT_BYTES:
-        raise ValueError(f"input files total {total} bytes; the limit is {MAX_INPUT_BYTES}")
     return out
 
 
@@ -109,10 +175,13 @@ class _Frame(BaseModel):
     child_signal: int | None
     report: str
     report_overflow: bool
+    report_foreign: bool = False
     stdout: str
     stderr: str
     output_truncated: bool
     duration: float
+    oom_kills: int = 0
+    error: str = ""
 
 
 class _SuiteReport(BaseModel):
@@ -138,7 +207,7 @@ def declared_tests(tests: str) -> set[str]:
     names: set[str] = set()
     try:
         tree = ast.parse(tests)
-    except SyntaxError:
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return names
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith(
@@ -151,11 +220,21 @@ def declared_tests(tests: str) -> set[str]:
     return names
 
 
+def _report_refusal(frame: _Frame) -> str:
+    """Say why the report channel's content cannot be trusted at all, or return ''."""
+    if frame.report_foreign:
+        return "a process other than the judge wrote to the report channel"
+    if frame.report_overflow:
+        return f"the report overflowed its limit of {REPORT_LIMIT} bytes"
+    return ""
+
+
 def _limit_status(raw: RawRun, frame: _Frame | None):
     """Return timeout / out_of_memory when a limit ended the run, else None."""
     if raw.host_timed_out or (frame is not None and frame.timed_out):
         return "timeout"
-    if raw.oom_killed or (frame is None and raw.exit_code == 137):
+    if raw.oom_killed or (frame is None and raw.exit_code == 137) or (
+            frame is not None and frame.oom_kills > 0):
         return "out_of_memory"
     return None
 
@@ -177,9 +256,14 @@ def verify_report(raw: RawRun, tests: str, limits: Limits) -> VerifyReport:
     if frame is None:
         return VerifyReport(status="error", detail="the sandbox runner gave no valid report "
                             f"(exit status {raw.exit_code})", **common)
+    if frame.error:
+        return VerifyReport(status="unavailable", detail=frame.error, **common)
+    refused = _report_refusal(frame)
+    if refused:
+        return VerifyReport(status="error", detail=refused, **common)
     try:
         suite = _SuiteReport.model_validate_json(frame.report) if frame.report else None
-    except ValidationError:
+    except (ValidationError, RecursionError, MemoryError):
         suite = None
     if suite is None:
         detail = "the suite ended before pytest reported"
@@ -195,7 +279,8 @@ def verify_report(raw: RawRun, tests: str, limits: Limits) -> VerifyReport:
                "failed": "failed", "xpassed": "failed", "error": "errors"}[test.outcome]
         counts[key] += 1
     report = VerifyReport(status="passed", tests=suite.tests,
-                          collection_errors=suite.collection_errors, **counts, **common)
+                          collection_errors=suite.collection_errors,
+                          tool_calls=sum(t.tool_calls for t in suite.tests), **counts, **common)
 
     def fail(status: str, detail: str) -> VerifyReport:
         return report.model_copy(update={"status": status, "detail": detail})
@@ -234,17 +319,27 @@ def call_result(raw: RawRun, limits: Limits) -> CallResult:
     if limit == "out_of_memory":
         return CallResult(ok=False, status="out_of_memory", error_type="MemoryLimit",
                           error=f"the call needed more than {limits.memory_mb} MB", **common)
+    if frame is not None and frame.error:
+        return CallResult(ok=False, status="unavailable", error_type="SandboxUnavailable",
+                          error=frame.error, **common)
     if frame is None or not frame.report:
         return CallResult(ok=False, status="error", error_type="SandboxError",
                           error="the call ended before it reported a result", **common)
+    refused = _report_refusal(frame)
+    if refused:
+        return CallResult(ok=False, status="error", error_type="SandboxError", error=refused,
+                          **common)
     try:
-        payload = json.loads(frame.report)
+        payload = decode_json(frame.report, 1)
         if payload.get("ok") is True and frame.child_exit == 0:
-            return CallResult(ok=True, status="ok", result=json.loads(payload["result_json"]),
+            return CallResult(ok=True, status="ok", result=decode_json(payload["result_json"]),
                               **common)
         return CallResult(ok=False, status="error",
                           error_type=str(payload.get("error_type", "Error"))[:200],
                           error=str(payload.get("error", ""))[:4000], **common)
+    except DepthError:
+        return CallResult(ok=False, status="error", error_type="ResultTooDeep",
+                          error=f"the result is nested deeper than {MAX_DEPTH} levels", **common)
     except (ValueError, AttributeError, KeyError, TypeError):
         return CallResult(ok=False, status="error", error_type="SandboxError",
                           error="the call's report was malformed", **common)
@@ -304,7 +399,10 @@ class Sandbox:
              files: list[str | Path] | dict[str, bytes] | None = None) -> CallResult:
         """Call ``function(**args)`` of ``implementation``; arguments and result are JSON."""
         try:
-            json.dumps(args, allow_nan=False)
+            encode_json(args)
+        except DepthError:
+            return CallResult(ok=False, status="error", error_type="InvalidArguments",
+                              error=f"arguments are nested deeper than {MAX_DEPTH} levels")
         except (TypeError, ValueError) as exc:
             return CallResult(ok=False, status="error", error_type="InvalidArguments",
                               error=f"arguments are not JSON: {exc}")

@@ -8,13 +8,14 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from .core import Limits, RawRun, SandboxUnavailable
+from .core import Limits, RawRun, SandboxUnavailable, run_uids
 from .image import image_tag
-from .runner import READY_LINE
+from .runner import FRAME_MARKER, READY_LINE, UIDS_VARIABLE
 
 LABEL = "sea.sandbox"
 OWNER_LABEL = "sea.owner"
 LOG_LIMIT = "4m"
+STREAM_LIMIT = 8 * 1024 * 1024  # the runner's stdout carries one frame: a few MB at most
 
 
 def _owner() -> str:
@@ -43,8 +44,9 @@ def remove_leftovers(client, everything: bool = False) -> int:
     """Remove sandbox containers whose owner process is gone (or all of them)."""
     removed = 0
     host = socket.gethostname()
-    for container in client.containers.list(all=True, filters={"label": LABEL}):
-        owner = container.labels.get(OWNER_LABEL, "")
+    # Sparse: a container another process removes meanwhile must not fail the listing.
+    for container in client.containers.list(all=True, sparse=True, filters={"label": LABEL}):
+        owner = (container.attrs.get("Labels") or {}).get(OWNER_LABEL, "")
         owner_host, _, pid = owner.partition(":")
         alive = owner_host == host and pid.isdigit() and os.path.exists(f"/proc/{pid}")
         if everything or not alive:
@@ -98,8 +100,12 @@ class DockerBackend:
             "detach": True,
             "network_mode": "none",
             "read_only": True,
-            "user": "65534:65534",
+            # The runner starts as root with only the capabilities to hand out this run's
+            # three fresh users and to signal them; it becomes the first of them at once, and
+            # the tests and the implementation each run as one of the others, capability-free.
+            "user": "0:0",
             "cap_drop": ["ALL"],
+            "cap_add": ["SETUID", "SETGID", "KILL"],
             "security_opt": ["no-new-privileges:true"],
             # No init: the runner is PID 1, so no other process in the container holds its
             # stdout (a traceable init could be made to forge the report), and signals from
@@ -119,7 +125,8 @@ class DockerBackend:
             "log_config": LogConfig(type="json-file",
                                     config={"max-size": LOG_LIMIT, "max-file": "1"}),
             "environment": {"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1",
-                            "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "LANG": "C.UTF-8"},
+                            "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "LANG": "C.UTF-8",
+                            UIDS_VARIABLE: ",".join(map(str, run_uids()))},
             "working_dir": "/tmp",
             "hostname": "sandbox",
             "labels": {LABEL: "1", OWNER_LABEL: _owner()},
@@ -151,24 +158,60 @@ class DockerBackend:
         else:
             self._reaper.submit(remove)
 
+    def _exchange(self, container, job: bytes, deadline: float) -> str | None:
+        """Send the job and read the runner's stdout until its frame is complete.
+
+        Returning on the frame spares waiting for Docker to notice the container's exit. None
+        means the stream ended or the time ran out without a frame.
+        """
+        try:
+            stream = container.attach_socket(params={"stdin": 1, "stdout": 1, "stream": 1})
+            raw_socket = getattr(stream, "_sock", stream)
+            raw_socket.sendall(job)
+        except Exception as exc:
+            raise SandboxUnavailable(f"could not send the job ({_short(exc)})") from exc
+        marker = FRAME_MARKER.encode()
+        output, pending = bytearray(), b""
+        try:
+            while len(output) < STREAM_LIMIT:
+                raw_socket.settimeout(max(0.01, deadline - time.monotonic()))
+                chunk = raw_socket.recv(65536)
+                if not chunk:
+                    return None
+                pending += chunk
+                # Without a terminal Docker multiplexes: a stream byte, three zeros, a size.
+                while len(pending) >= 8 and len(pending) >= 8 + int.from_bytes(pending[4:8],
+                                                                                "big"):
+                    size = int.from_bytes(pending[4:8], "big")
+                    if pending[0] == 1:
+                        output += pending[8:8 + size]
+                    pending = pending[8 + size:]
+                at = output.rfind(marker)
+                if at >= 0 and b"\n" in output[at:]:
+                    return output.decode("utf-8", "replace")
+            return None
+        except OSError:  # a timeout included
+            return None
+        finally:
+            stream.close()
+
     def run(self, job: bytes) -> RawRun:
         """Run one job in a fresh (or pre-started) container and remove it."""
         container = self.pool.take() if self.pool else None
         if container is None:
             container = self.start_container()
         started = time.monotonic()
-        host_timed_out = False
-        exit_code = None
+        deadline = started + self.limits.timeout + self.limits.grace
         try:
+            output = self._exchange(container, job, deadline)
+            if output is not None:
+                return RawRun(output=output, exit_code=None, duration=time.monotonic() - started,
+                              backend=self.name)
+            # No frame: ask Docker how the container ended (out of time, out of memory...).
+            host_timed_out = False
+            exit_code = None
             try:
-                stream = container.attach_socket(params={"stdin": 1, "stream": 1})
-                raw_socket = getattr(stream, "_sock", stream)
-                raw_socket.sendall(job)
-                stream.close()
-            except Exception as exc:
-                raise SandboxUnavailable(f"could not send the job ({_short(exc)})") from exc
-            try:
-                result = container.wait(timeout=self.limits.timeout + self.limits.grace)
+                result = container.wait(timeout=max(1.0, deadline - time.monotonic()))
                 exit_code = result.get("StatusCode")
             except Exception:
                 host_timed_out = True
@@ -221,9 +264,11 @@ class WarmPool:
         """Wait until the pool is full; return whether it got there."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            self._last_used = time.monotonic()
             self._cond.notify_all()
             while len(self._ready) < self.size and time.monotonic() < deadline:
+                # Waiting is using: a container that takes longer to warm up than the idle
+                # timeout must not be expired the moment it is ready.
+                self._last_used = time.monotonic()
                 self._cond.wait(0.1)
             return len(self._ready) >= self.size
 

@@ -27,11 +27,13 @@ def doctor() -> dict:
             report["docker"].update(image_present=False, ok=False,
                                     error="image missing: run `sea sandbox build`")
         report["docker"]["leftover_containers"] = len(
-            client.containers.list(all=True, filters={"label": LABEL}))
+            client.containers.list(all=True, sparse=True, filters={"label": LABEL}))
         report["docker"]["enforced"] = [
             "network none", "memory+swap", "cpu share", "pids", "wall time (host)",
-            "read-only root", "noexec /tmp tmpfs", "small /dev/shm", "uid 65534",
-            "all capabilities dropped", "no-new-privileges", "default seccomp",
+            "read-only root", "noexec /tmp tmpfs", "small /dev/shm",
+            "fresh uids per run for runner, tests and implementation",
+            "all capabilities dropped but the runner's setuid/setgid/kill", "no-new-privileges",
+            "default seccomp plus the runner's (no vsock, io_uring, foreign ABI)",
             "nofile/fsize/core ulimits", "capped logs"]
     except SandboxUnavailable as exc:
         report["docker"] = {"ok": False, "error": str(exc)}
@@ -43,7 +45,8 @@ def doctor() -> dict:
         bwrap.update(ok=True, enforced=[
             "network/pid/ipc/uts/user namespaces", "read-only root and /dev", "tmpfs /tmp",
             "clean environment", "memory, pids and CPU cgroup", "nofile/fsize/core rlimits",
-            "wall time (host)", "no capabilities", "seccomp deny-list", "runs as nobody"],
+            "wall time (host)", "no capabilities", "seccomp deny-list",
+            "fresh uids per run for runner, tests and implementation"],
             not_enforced=["noexec /tmp"])
     except SandboxUnavailable as exc:
         bwrap.update(ok=False, error=str(exc))

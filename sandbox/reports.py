@@ -6,16 +6,35 @@ These cross the boundary between untrusted code and the host, so every field is 
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Candidates only (anything but tab, newline and printable ASCII); the category decides.
+_NOT_PLAIN = re.compile(r"[^\t\n\x20-\x7e]")
+# Controls (C0, DEL, C1), format characters (bidi overrides and isolates, zero-width
+# characters, soft hyphen...), line and paragraph separators.
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+MAX_TOOL_CALLS = 10_000_000
+
+
+def _escape(match: re.Match) -> str:
+    char = match.group()
+    if unicodedata.category(char) not in _HIDDEN_CATEGORIES:
+        return char
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else (
+        f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
 
 
 def printable(text: str) -> str:
-    r"""Show control characters (terminal escapes included) as visible \xNN escapes."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    r"""Show every control and format character except newline and tab as a visible escape.
+
+    Terminal escapes, carriage returns, C1 controls, bidi overrides and isolates, zero-width
+    characters and line or paragraph separators become ``\xNN``, ``\uNNNN`` or ``\UNNNNNNNN``.
+    """
+    return _NOT_PLAIN.sub(_escape, text)
 
 
 # Text that came out of the sandbox: it may be shown in a terminal or a page.
@@ -30,23 +49,28 @@ class TestOutcome(BaseModel):
 
     __test__ = False  # not a pytest test class
 
-    name: str = Field(max_length=500, description="pytest node id without the file part")
+    name: SafeText = Field(max_length=500, description="pytest node id without the file part")
     outcome: TestOutcomeName
     message: SafeText = Field(default="", max_length=20_000, description="Failure text, if any")
     duration: float = 0.0
+    tool_calls: int = Field(default=0, ge=0, le=MAX_TOOL_CALLS,
+                            description="Calls the test made to the implementation")
 
 
 class VerifyReport(BaseModel):
     """The result of running a pytest suite against an implementation in the sandbox."""
 
     status: RunStatus
-    detail: str = Field(default="", description="Why the status is what it is, in one sentence")
+    detail: SafeText = Field(default="",
+                             description="Why the status is what it is, in one sentence")
     tests: list[TestOutcome] = Field(default_factory=list)
     collection_errors: list[SafeText] = Field(default_factory=list)
     passed: int = 0
     failed: int = 0
     errors: int = 0
     skipped: int = 0
+    tool_calls: int = Field(default=0, ge=0,
+                            description="Calls the tests made to the implementation, in all")
     duration: float = 0.0
     stdout: SafeText = ""
     stderr: SafeText = ""

@@ -1,71 +1,560 @@
 """The runner that lives inside the sandbox and runs exactly one job.
 
-Standard library and pytest only: it runs on the sandbox's own Python. It imports pytest up
-front (so a warm container answers fast), then reads one job from stdin: a decimal byte count
-on its own line followed by that many bytes of JSON. It forks a child that runs the untrusted
-code with its stdout and stderr on pipes, collects the child's report from a private pipe,
-kills every other process it can signal, and writes one framed line as the last thing on its
-own stdout. The host treats that frame as untrusted input and checks it.
+Standard library only, plus pytest once it has settled its users: it runs on the sandbox's own
+Python. It starts with just the capabilities to change users and to signal, becomes its own
+user, stacks a seccomp filter of its own on the backend's (no vsock sockets, no io_uring, no
+foreign system call ABI), imports pytest (so a warm container answers fast), then reads one job
+from stdin: a decimal byte count on its own line followed by that many bytes of JSON.
+
+The implementation never runs in the process that judges it. For each job the runner forks:
+
+- the *worker*, under the implementation's user: it imports ``tool.py`` from a folder of its
+  own, with its working directory in a data folder holding the input files (on no import path),
+  and answers calls one at a time as JSON over two pipes. It never holds the report channel.
+- the *judge*, under the tests' user: it runs the frozen suite (verify) or makes the one call
+  (call). There ``tool`` is a proxy whose functions send JSON arguments to the worker and return
+  JSON-decoded results, re-raising the worker's exceptions by type and message. Only the judge
+  holds the report socket, and the runner checks the sender of every chunk it reads from it.
+
+The runner collects the report and the output, kills every other process, and writes one framed
+line as the last thing on its own stdout. The host treats that frame as untrusted input too.
 """
 
+import builtins
 import ctypes
+import errno
+import importlib
+import importlib.abc
+import importlib.util
 import json
 import os
 import select
 import signal
+import socket
+import struct
 import sys
+import tempfile
+import threading
 import time
-
-import pytest  # noqa: F401  # imported ahead so a warm runner skips the import
+import traceback
 
 FRAME_MARKER = "\x1eSEA-FRAME\x1e"
 READY_LINE = "SEA-READY\n"
 REPORT_LIMIT = 512 * 1024
+MESSAGE_LIMIT = 4 * 1024 * 1024  # one request to, or one reply from, the implementation
+MAX_DEPTH = 64  # how deeply JSON may nest wherever it crosses a boundary
+UIDS_VARIABLE = "SEA_UIDS"  # "runner,tests,implementation": set by the backend
+TOOL_FILE = "tool.py"
+TEST_FILE = "test_tool.py"
+
+pytest = None  # imported by main() once the runner is its own user
 
 
-def _make_undumpable():
-    # Without this, code running as the same uid could read our memory or file descriptors
-    # through /proc and write a forged frame to the container's stdout.
+class DepthError(ValueError):
+    """JSON nested deeper than MAX_DEPTH."""
+
+
+def too_deep(value, limit=MAX_DEPTH):
+    """Tell whether lists and dicts in ``value`` nest deeper than ``limit`` (no recursion)."""
+    containers = (list, tuple, dict)
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if not isinstance(item, containers):
+            continue
+        depth += 1
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth) for child in children if isinstance(child, containers))
+    return False
+
+
+def _no_constants(name):
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def decode_json(text, limit=MAX_DEPTH):
+    """Parse JSON that crossed a boundary: no NaN or Infinity, at most ``limit`` deep."""
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
-    except Exception:
-        pass
+        value = json.loads(text, parse_constant=_no_constants)
+    except RecursionError:
+        raise DepthError(f"nested deeper than {limit} levels") from None
+    except MemoryError:
+        raise ValueError("too large to parse") from None
+    if too_deep(value, limit):
+        raise DepthError(f"nested deeper than {limit} levels")
+    return value
 
 
-def _read_job():
-    header = sys.stdin.buffer.readline(32)
-    size = int(header.strip() or b"0")
-    data = b""
+def encode_json(value, limit=MAX_DEPTH):
+    """Encode a value that is about to cross a boundary, refusing what would not come back."""
+    if too_deep(value, limit):
+        raise DepthError(f"nested deeper than {limit} levels")
+    try:
+        return json.dumps(value, allow_nan=False)
+    except RecursionError:
+        raise DepthError(f"nested deeper than {limit} levels") from None
+
+
+# --- users, capabilities and the extra seccomp filter ------------------------------------
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+PR_SET_DUMPABLE, PR_SET_KEEPCAPS, PR_SET_SECCOMP = 4, 8, 22
+PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 38, 47, 4
+SECCOMP_MODE_FILTER = 2
+CAPABILITY_VERSION_3 = 0x20080522
+SUPERVISOR_CAPS = (1 << 5) | (1 << 6) | (1 << 7)  # CAP_KILL, CAP_SETGID, CAP_SETUID
+AF_VSOCK = 40
+IO_URING_CALLS = (425, 426, 427)  # setup, enter, register: the same numbers on both machines
+# machine: (audit architecture, socket() number, x32 ABI bit)
+ARCHITECTURES = {"x86_64": (0xC000003E, 41, 0x40000000), "aarch64": (0xC00000B7, 198, 0)}
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+class _Instruction(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8),
+                ("k", ctypes.c_uint32)]
+
+
+class _Program(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(_Instruction))]
+
+
+def _prctl(option, arg=0):
+    if _LIBC.prctl(option, arg, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), f"prctl({option}) failed")
+
+
+def _set_capabilities(mask):
+    data = (_CapData * 2)()
+    data[0].effective = data[0].permitted = mask
+    if _LIBC.capset(ctypes.byref(_CapHeader(CAPABILITY_VERSION_3, 0)), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset failed")
+
+
+def _become(uid, keep=0):
+    """Take ``uid`` as every user and group id, keeping only the capabilities in ``keep``."""
+    if keep:
+        _prctl(PR_SET_KEEPCAPS, 1)
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+    _set_capabilities(keep)
+    if keep:
+        _prctl(PR_SET_KEEPCAPS, 0)
+    _prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
+    if os.getresuid() != (uid, uid, uid) or os.getresgid() != (uid, uid, uid):
+        raise OSError(errno.EPERM, f"could not become user {uid}")
+
+
+def _filter_program():
+    """Return the classic BPF program denying vsock sockets, io_uring and foreign ABIs."""
+    machine = os.uname().machine
+    if machine not in ARCHITECTURES:
+        raise OSError(errno.ENOSYS, f"no seccomp filter is written for {machine}")
+    arch, socket_call, x32_bit = ARCHITECTURES[machine]
+    load, equal, any_bit, ret = 0x20, 0x15, 0x45, 0x06
+    allow, deny = 0x7FFF0000, 0x00050000 | errno.EPERM  # SECCOMP_RET_ALLOW, _ERRNO(EPERM)
+    # (operation, constant, where to go when true, when false): None is the next step.
+    steps = [(load, 4, None, None), (equal, arch, None, "deny"), (load, 0, None, None),
+             (any_bit, x32_bit, "deny", None)]
+    steps += [(equal, call, "deny", None) for call in IO_URING_CALLS]
+    steps += [(equal, socket_call, None, "allow"), (load, 16, None, None),  # the family
+              (equal, AF_VSOCK, "deny", "allow")]
+    targets = {"allow": len(steps), "deny": len(steps) + 1}
+    code = []
+    for index, (operation, constant, yes, no) in enumerate(steps):
+        jump = [targets.get(label, index + 1) - index - 1 for label in (yes, no)]
+        code.append((operation, *jump, constant))
+    code += [(ret, 0, 0, allow), (ret, 0, 0, deny)]
+    return code
+
+
+def _install_filter():
+    code = _filter_program()
+    instructions = (_Instruction * len(code))(*(_Instruction(*step) for step in code))
+    program = _Program(len(code), instructions)
+    _prctl(PR_SET_NO_NEW_PRIVS, 1)
+    if _LIBC.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(program), 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "the seccomp filter was refused")
+
+
+def _supervise():
+    """Become the runner's own user with only its three capabilities; return the users."""
+    text = os.environ.pop(UIDS_VARIABLE, "")
+    try:
+        runner, tests, worker = (int(part) for part in text.split(","))
+    except ValueError:
+        raise OSError(errno.EINVAL, f"{UIDS_VARIABLE} must name three users") from None
+    if len({runner, tests, worker}) != 3:
+        raise OSError(errno.EINVAL, "the runner, the tests and the implementation need "
+                                    "distinct users")
+    _become(runner, keep=SUPERVISOR_CAPS)
+    _install_filter()
+    # Code running under another user cannot read our memory or descriptors through /proc
+    # anyway; undumpable also keeps the kernel from relaxing that.
+    _prctl(PR_SET_DUMPABLE, 0)
+    return {"tests": tests, "worker": worker}
+
+
+# --- the channel between the judge and the worker -------------------------------------------
+
+class ChannelError(Exception):
+    """The other end broke the protocol: closed mid-message or sent too much."""
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _read_exact(fd, size):
+    """Read ``size`` bytes; None at a clean end of file before the first byte."""
+    data = bytearray()
     while len(data) < size:
-        chunk = sys.stdin.buffer.read(size - len(data))
+        chunk = os.read(fd, min(size - len(data), 1 << 20))
         if not chunk:
-            break
+            if data:
+                raise ChannelError("the channel closed in the middle of a message")
+            return None
         data += chunk
-    return json.loads(data.decode("utf-8"))
+    return bytes(data)
 
 
-def _write_files(job, workdir):
-    os.makedirs(workdir, exist_ok=True)
-    for name, content in job.get("sources", {}).items():
-        with open(os.path.join(workdir, name), "w", encoding="utf-8") as fh:
-            fh.write(content)
-    for name, hex_content in job.get("inputs", {}).items():
-        path = os.path.join(workdir, name)
-        with open(path, "wb") as fh:
-            fh.write(bytes.fromhex(hex_content))
-        os.chmod(path, 0o444)
+def send_message(fd, text):
+    """Send one length-prefixed message."""
+    data = text.encode("utf-8")
+    if len(data) > MESSAGE_LIMIT:
+        raise ChannelError(f"a message of {len(data)} bytes is over the limit of "
+                           f"{MESSAGE_LIMIT}")
+    _write_all(fd, struct.pack(">Q", len(data)) + data)
+
+
+def receive_message(fd):
+    """Receive one length-prefixed message; None when the other end has gone."""
+    header = _read_exact(fd, 8)
+    if header is None:
+        return None
+    (size,) = struct.unpack(">Q", header)
+    if size > MESSAGE_LIMIT:
+        raise ChannelError(f"a message of {size} bytes is over the limit of {MESSAGE_LIMIT}")
+    body = _read_exact(fd, size) if size else b""
+    if body is None:
+        raise ChannelError("the channel closed in the middle of a message")
+    return body.decode("utf-8", errors="replace")
+
+
+# --- the worker: the implementation's process ------------------------------------------------
+
+def _describe_error(exc, source):
+    """Describe an exception of the implementation as JSON the judge can raise again."""
+    try:
+        kind = type(exc)
+        try:
+            message = str(exc)
+        except BaseException:  # an exception whose __str__ fails is still an exception
+            message = "(the exception could not be shown)"
+        try:
+            args = json.loads(encode_json(list(exc.args), 8))
+            if len(json.dumps(args)) > 4000:
+                args = None
+        except BaseException:
+            args = None
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == source]
+        for frame in frames:
+            frame.filename = TOOL_FILE  # the worker's private folder means nothing to a reader
+        return {"type": str(kind.__name__)[:200],
+                "builtin": kind.__module__ == "builtins",
+                "bases": [c.__name__ for c in kind.__mro__ if c.__module__ == "builtins"][:20],
+                "args": args, "message": str(message)[:4000],
+                "trace": "".join(traceback.format_list(frames[-5:]))[-2000:]}
+    except BaseException:  # an exception type built to break this still gets reported
+        return _plain_error("Exception", "(the implementation raised an exception that could "
+                                         "not be described)")
+
+
+def _plain_error(kind, message):
+    return {"type": kind, "builtin": False, "bases": [], "args": None, "message": message,
+            "trace": ""}
+
+
+def _exports(module):
+    """Name what the tests may import from the implementation: functions and exceptions."""
+    functions, exceptions = {}, {}
+    for name, value in list(vars(module).items())[:1000]:
+        if name.startswith("__"):
+            continue
+        if isinstance(value, type) and issubclass(value, BaseException):
+            exceptions[name] = [c.__name__ for c in value.__mro__
+                                if c.__module__ == "builtins"][:20]
+        elif callable(value) and not isinstance(value, type):
+            doc = getattr(value, "__doc__", None)
+            functions[name] = doc[:500] if isinstance(doc, str) else None
+    return {"functions": functions, "exceptions": exceptions}
+
+
+def _serve(module, text, source):
+    """Answer one call request with the result or the error, as JSON text."""
+    try:
+        request = decode_json(text, MAX_DEPTH + 2)
+        name, args, kwargs = request["function"], request["args"], request["kwargs"]
+    except (ValueError, KeyError, TypeError) as exc:
+        return json.dumps({"ok": False, "error": _plain_error(
+            "InvalidArguments", f"the call request was refused: {exc}")})
+    function = getattr(module, str(name), None)
+    if not callable(function):
+        return json.dumps({"ok": False, "error": _plain_error(
+            "AttributeError", f"the implementation defines no function {name!r}")})
+    try:
+        result = function(*args, **kwargs)
+    except BaseException as exc:  # every failure of the untrusted code is its answer
+        return json.dumps({"ok": False, "error": _describe_error(exc, source)})
+    try:
+        encoded = encode_json(result)
+    except DepthError:
+        return json.dumps({"ok": False, "error": _plain_error(
+            "ResultTooDeep", f"the result of {name} is nested deeper than {MAX_DEPTH} levels")})
+    except BaseException as exc:
+        return json.dumps({"ok": False, "error": _plain_error(
+            "NotJSONSerializable", f"the result of type {type(result).__name__} is not "
+                                   f"JSON-serialisable: {exc}"[:4000])})
+    if len(encoded) > MESSAGE_LIMIT - 64:
+        return json.dumps({"ok": False, "error": _plain_error(
+            "ResultTooLarge", f"the result of {name} is {len(encoded)} bytes of JSON; the "
+                              f"limit is {MESSAGE_LIMIT - 64}")})
+    return '{"ok": true, "result": ' + encoded + "}"
+
+
+def _run_worker(job, uid, requests, replies, out_w, err_w, path):
+    _enter_child(uid, out_w, err_w, keep=(requests, replies))
+    code_dir = tempfile.mkdtemp(prefix="sea-code-")
+    data_dir = tempfile.mkdtemp(prefix="sea-data-")
+    source = os.path.join(code_dir, TOOL_FILE)
+    _write_text(source, job["sources"][TOOL_FILE])
+    _write_inputs(job, data_dir)
+    os.chdir(data_dir)  # the tool opens its inputs by their plain names
+    sys.path[:] = [code_dir] + path[1:]  # the data folder is on no import path
+    try:
+        module = importlib.import_module("tool")
+        hello = {"ok": True, **_exports(module)}
+    except BaseException as exc:  # a broken implementation is reported, not fatal
+        module, hello = None, {"ok": False, "error": _describe_error(exc, source)}
+    send_message(replies, json.dumps(hello))
+    while module is not None:
+        try:
+            text = receive_message(requests)
+        except ChannelError:
+            return 1
+        if text is None:
+            return 0
+        send_message(replies, _serve(module, text, source))
+    return 1
+
+
+# --- the judge: pytest (or the one call) with a proxy for the implementation ---------------
+
+class ToolError(Exception):
+    """An exception of the implementation with no builtin counterpart, by its type name."""
+
+    def __init__(self, *args):
+        # Every builtin base accepts this, even those whose own __init__ wants more.
+        BaseException.__init__(self, *args)
+
+    def __str__(self):
+        return str(self.args[0]) if len(self.args) == 1 else BaseException.__str__(self)
+
+
+_ERROR_CLASSES = {}
+
+
+def error_class(name, bases=()):
+    """Return the class the judge raises for the implementation's exception type ``name``."""
+    name = name if name.isidentifier() else "ToolError"
+    base = next((getattr(builtins, b) for b in bases if isinstance(getattr(builtins, b, None),
+                 type) and issubclass(getattr(builtins, b), Exception)), Exception)
+    key = (name, base)
+    if key not in _ERROR_CLASSES:
+        parents = (ToolError,) if base is Exception else (base, ToolError)
+        _ERROR_CLASSES[key] = type(name, parents, {"__module__": "tool",
+                                                   "__init__": ToolError.__init__,
+                                                   "__str__": ToolError.__str__})
+    return _ERROR_CLASSES[key]
+
+
+def _construct(kind, args, message):
+    """Instantiate ``kind`` like the original (same args, same message), or return None."""
+    if isinstance(args, list):
+        try:
+            error = kind(*args)
+            if str(error) == message:
+                return error
+        except Exception:
+            pass
+    try:
+        return kind(message)
+    except Exception:
+        return None
+
+
+def remote_error(info):
+    """Rebuild the implementation's exception: builtin types by name, others by type name."""
+    if not isinstance(info, dict):
+        info = _plain_error("InvalidReply", "the implementation sent a malformed error")
+    name = str(info.get("type") or "")[:200]
+    message = str(info.get("message", ""))[:4000]
+    bases = [b for b in info.get("bases") or [] if isinstance(b, str)][:20]
+    builtin = getattr(builtins, name, None)
+    kinds = [builtin] if (info.get("builtin") is True and isinstance(builtin, type)
+                          and issubclass(builtin, Exception)) else []
+    # Failing that, the nearest builtin base that can be built (UnicodeDecodeError needs five
+    # arguments; UnicodeError makes do with the message).
+    kinds = [*kinds, *(error_class(name, bases[i:]) for i in range(len(bases))),
+             error_class(name)]
+    error = next(e for e in (_construct(k, info.get("args"), message) for k in kinds)
+                 if e is not None)
+    trace = info.get("trace")
+    if isinstance(trace, str) and trace:
+        error.add_note("raised in the implementation:\n" + trace[-2000:].rstrip())
+    return error
+
+
+class ToolProxy:
+    """The judge's side of the channel: calls the implementation with JSON, counts calls."""
+
+    def __init__(self, requests, replies):
+        self.requests = requests
+        self.replies = replies
+        self.calls = 0
+        self.broken = ""
+        self._hello = None
+        self._lock = threading.Lock()
+
+    def _exchange(self, text, what):
+        __tracebackhide__ = True
+        with self._lock:
+            if self.broken:
+                raise error_class("ImplementationExited")(self.broken)
+            try:
+                if text is not None:
+                    send_message(self.requests, text)
+                reply = receive_message(self.replies)
+            except (OSError, ChannelError) as exc:
+                self.broken = f"the channel to the implementation broke during {what}: {exc}"
+                raise error_class("ImplementationExited")(self.broken) from None
+            if reply is None:
+                self.broken = f"the implementation's process ended during {what}"
+                raise error_class("ImplementationExited")(self.broken)
+            return reply
+
+    def hello(self):
+        """Return what the implementation exports (waiting for it to import)."""
+        if self._hello is None:
+            try:
+                hello = decode_json(self._exchange(None, "its import"), 4)
+                if not isinstance(hello, dict):
+                    raise ValueError("not an object")
+            except ValueError as exc:
+                hello = {"ok": False, "error": _plain_error(
+                    "InvalidReply", f"the implementation's greeting was malformed: {exc}")}
+            self._hello = hello
+        return self._hello
+
+    def call(self, name, args, kwargs):
+        """Call ``name`` in the worker; return its JSON-decoded result or raise its error."""
+        __tracebackhide__ = True
+        try:
+            if too_deep([*args, *kwargs.values()], MAX_DEPTH + 1):
+                raise DepthError
+            text = encode_json({"function": name, "args": list(args), "kwargs": kwargs},
+                               MAX_DEPTH + 2)
+        except DepthError:
+            raise error_class("InvalidArguments")(
+                f"the arguments to {name} are nested deeper than {MAX_DEPTH} levels") from None
+        except (TypeError, ValueError) as exc:
+            raise error_class("InvalidArguments")(
+                f"the arguments to {name} must be JSON values: {exc}") from None
+        self.calls += 1  # a call that reaches the implementation
+        reply = self._exchange(text, f"a call to {name}")
+        try:
+            answer = decode_json(reply, MAX_DEPTH + 1)
+            if not isinstance(answer, dict) or not isinstance(answer.get("ok"), bool):
+                raise ValueError("not a reply")
+        except DepthError:
+            raise error_class("ResultTooDeep")(
+                f"the result of {name} is nested deeper than {MAX_DEPTH} levels") from None
+        except ValueError as exc:
+            raise error_class("InvalidReply")(
+                f"the implementation's reply to {name} was malformed: {exc}") from None
+        if answer["ok"] and "result" in answer:
+            return answer["result"]
+        raise remote_error(answer.get("error"))
+
+
+def _remote_function(proxy, name, doc):
+    def function(*args, **kwargs):
+        __tracebackhide__ = True
+        return proxy.call(name, args, kwargs)
+
+    function.__name__ = function.__qualname__ = name
+    function.__module__ = "tool"
+    function.__doc__ = doc
+    return function
+
+
+class ToolFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Serve ``import tool`` in the judge with the proxy module."""
+
+    def __init__(self, proxy):
+        self.proxy = proxy
+
+    def find_spec(self, fullname, path=None, target=None):
+        """Claim the module named tool, nothing else."""
+        return importlib.util.spec_from_loader(fullname, self) if fullname == "tool" else None
+
+    def create_module(self, spec):
+        """Use the default module object."""
+        return None
+
+    def exec_module(self, module):
+        """Fill the module with proxies, or raise the implementation's import error."""
+        hello = self.proxy.hello()
+        if not hello.get("ok"):
+            raise remote_error(hello.get("error"))
+        for name, doc in (hello.get("functions") or {}).items():
+            setattr(module, str(name), _remote_function(self.proxy, str(name),
+                                                        doc if isinstance(doc, str) else None))
+        for name, bases in (hello.get("exceptions") or {}).items():
+            setattr(module, str(name), error_class(str(name), bases if isinstance(
+                bases, list) else []))
 
 
 class _Collector:
-    """A pytest plugin that records each test's outcome."""
+    """A pytest plugin that records each test's outcome and how often it called the tool."""
 
-    def __init__(self):
+    def __init__(self, proxy):
+        self.proxy = proxy
         self.tests = []
         self.collection_errors = []
+        self._first = 0
+        self._calls = 0
 
     def pytest_collectreport(self, report):
         if report.failed:
             self.collection_errors.append(str(report.longrepr)[-8000:])
+
+    def pytest_runtest_logstart(self, nodeid, location):
+        self._first = len(self.tests)
+        self._calls = self.proxy.calls
 
     def pytest_runtest_logreport(self, report):
         name = report.nodeid.split("::", 1)[-1]
@@ -80,135 +569,251 @@ class _Collector:
             message = "" if report.passed else str(report.longrepr)[-8000:]
             self.tests.append(
                 {"name": name, "outcome": outcome, "message": message,
-                 "duration": round(report.duration, 4)}
+                 "duration": round(report.duration, 4), "tool_calls": 0}
             )
 
+    def pytest_runtest_logfinish(self, nodeid, location):
+        calls = self.proxy.calls - self._calls
+        for entry in self.tests[self._first:]:
+            entry["tool_calls"] = calls
 
-def _child_verify(workdir, report_fd):
-    collector = _Collector()
-    args = ["-q", "-p", "no:cacheprovider", "--rootdir", workdir, "-o", "addopts=",
-            os.path.join(workdir, "test_tool.py")]
+
+def _suite_args(folder, tests):
+    """Lay the suite out in ``folder`` and return pytest's arguments, pinned to that folder.
+
+    The configuration file, the root, the conftest search and the temporary folder all stay
+    inside ``folder``, which only this process's user can enter.
+    """
+    suite = os.path.join(folder, "suite")
+    os.mkdir(suite)
+    test_file = os.path.join(suite, TEST_FILE)
+    ini = os.path.join(suite, "pytest.ini")
+    _write_text(test_file, tests)
+    _write_text(ini, "[pytest]\n")
+    return ["-q", "-p", "no:cacheprovider", "-c", ini, "--rootdir", suite, "--confcutdir",
+            suite, "--basetemp", os.path.join(folder, "tmp"), "-o", "addopts=", test_file]
+
+
+def _judge_suite(job, proxy, report):
+    folder = tempfile.mkdtemp(prefix="sea-tests-")
+    args = _suite_args(folder, job["sources"][TEST_FILE])
+    data = os.path.join(folder, "data")
+    os.mkdir(data)
+    _write_inputs(job, data)
+    os.chdir(data)  # the tests, too, see the inputs by their plain names
+    collector = _Collector(proxy)
     exitstatus = int(pytest.main(args, plugins=[collector]))
-    _send(report_fd, {"exitstatus": exitstatus, "tests": collector.tests,
-                      "collection_errors": collector.collection_errors})
+    _send_report(report, {"exitstatus": exitstatus, "tests": collector.tests,
+                          "collection_errors": collector.collection_errors})
     return exitstatus
 
 
-def _child_call(job, report_fd):
-    sys.path.insert(0, os.getcwd())
+def _judge_call(job, proxy, report):
     try:
-        import importlib
-
         module = importlib.import_module("tool")
         function = getattr(module, job["function"], None)
-        if not callable(function):
+        if not callable(function) or isinstance(function, type):
             raise AttributeError(f"the implementation defines no function {job['function']!r}")
         result = function(**job.get("args", {}))
-    except BaseException as exc:  # report every failure of the untrusted code
-        _send(report_fd, {"ok": False, "error_type": type(exc).__name__,
-                          "error": str(exc)[:4000]})
+        encoded = json.dumps(result)
+        if len(encoded) > REPORT_LIMIT - 1024:
+            raise error_class("ResultTooLarge")(
+                f"the result is {len(encoded)} bytes of JSON; the limit is {REPORT_LIMIT - 1024}")
+    except BaseException as exc:  # the call's failure is the report
+        _send_report(report, {"ok": False, "error_type": type(exc).__name__,
+                              "error": str(exc)[:4000]})
         return 1
-    try:
-        encoded = json.dumps(result, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        _send(report_fd, {"ok": False, "error_type": "NotJSONSerializable",
-                          "error": f"the result of type {type(result).__name__} is not "
-                                   f"JSON-serialisable: {exc}"[:4000]})
-        return 1
-    _send(report_fd, {"ok": True, "result_json": encoded})
+    _send_report(report, {"ok": True, "result_json": encoded})
     return 0
 
 
-def _send(fd, payload):
-    if os.getpid() != _CHILD_PID[0]:
-        return  # a process the untrusted code forked must not add to the report
-    data = json.dumps(payload).encode("utf-8")
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
+def _send_report(fd, payload):
+    _write_all(fd, json.dumps(payload).encode("utf-8"))
 
 
-_CHILD_PID = [0]
+def _run_judge(job, uid, requests, replies, report, out_w, err_w):
+    _enter_child(uid, out_w, err_w, keep=(requests, replies, report))
+    _prctl(PR_SET_DUMPABLE, 0)
+    proxy = ToolProxy(requests, replies)
+    sys.meta_path.insert(0, ToolFinder(proxy))
+    if job["mode"] == "verify":
+        return _judge_suite(job, proxy, report)
+    return _judge_call(job, proxy, report)
 
 
-def _run_child(job, workdir, report_w, out_w, err_w):
-    _CHILD_PID[0] = os.getpid()
+# --- shared by both children -------------------------------------------------------------
+
+def _write_text(path, text):
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+
+
+def _write_inputs(job, folder):
+    for name, hex_content in job.get("inputs", {}).items():
+        path = os.path.join(folder, name)
+        with open(path, "wb") as fh:
+            fh.write(bytes.fromhex(hex_content))
+        os.chmod(path, 0o444)
+
+
+def _enter_child(uid, out_w, err_w, keep):
+    """Become ``uid`` with no capabilities, output on the pipes, only ``keep`` still open."""
     os.setsid()
+    _become(uid)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.dup2(out_w, 1)
     os.dup2(err_w, 2)
     sys.stdout = open(1, "w", encoding="utf-8", errors="replace", closefd=False)
     sys.stderr = open(2, "w", encoding="utf-8", errors="replace", closefd=False)
-    os.closerange(3, report_w)
-    os.closerange(report_w + 1, 1024)
-    os.chdir(workdir)
+    low = 3
+    for fd in sorted(keep):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 1 << 16)
+
+
+def _child(target, *args):
+    """Run ``target`` in a freshly forked child and never return."""
     code = 70
     try:
-        if job["mode"] == "verify":
-            code = _child_verify(workdir, report_w)
-        else:
-            code = _child_call(job, report_w)
+        code = target(*args)
+    except BaseException:  # the child ends here whatever happens
+        traceback.print_exc()
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
 
 
-def _warm_up():
+# --- the runner ----------------------------------------------------------------------------
+
+def _warm_up(path):
     """Run a trivial suite once so a pooled runner's job finds pytest's plugins loaded."""
     import contextlib
     import io
     import shutil
 
-    folder = "/tmp/.warm"
+    folder = tempfile.mkdtemp(prefix="sea-warm-")
     try:
-        os.makedirs(folder, exist_ok=True)
-        with open(os.path.join(folder, "test_warm.py"), "w") as fh:
-            fh.write("def test_warm():\n    assert True\n")
+        args = _suite_args(folder, "def test_warm():\n    assert True\n")
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            pytest.main(["-q", "-p", "no:cacheprovider", "--rootdir", folder, folder])
+            pytest.main(args)
     except Exception:
         pass
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-        sys.modules.pop("test_warm", None)
+        sys.modules.pop(TEST_FILE[:-3], None)
+        sys.path[:] = path  # pytest put the warm-up folder on the path: no such entry may stay
+
+
+def _sender(ancillary):
+    """Return (pid, uid) of the process that wrote a chunk to the report socket."""
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS and len(data) >= 12:
+            pid, uid, _ = struct.unpack("3i", data[:12])
+            return pid, uid
+    return None
+
+
+def _oom_kills():
+    """Count the kernel's out-of-memory kills in this container's cgroup, where it is visible."""
+    for path in ("/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control"):
+        try:
+            with open(path) as fh:
+                lines = fh.read().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            key, _, value = line.partition(" ")
+            if key == "oom_kill" and value.strip().isdigit():
+                return int(value)
+    return 0
+
+
+def _frame(mode, **fields):
+    frame = {"mode": mode, "timed_out": False, "child_exit": None, "child_signal": None,
+             "report": "", "report_overflow": False, "report_foreign": False, "stdout": "",
+             "stderr": "", "output_truncated": False, "duration": 0.0, "oom_kills": 0,
+             "error": ""}
+    frame.update(fields)
+    return frame
+
+
+def _write_frame(frame):
+    sys.stdout.write("\n" + FRAME_MARKER + json.dumps(frame) + "\n")
+    sys.stdout.flush()
+
+
+def _read_job():
+    header = sys.stdin.buffer.readline(32)
+    size = int(header.strip() or b"0")
+    data = bytearray()
+    while len(data) < size:
+        chunk = sys.stdin.buffer.read(min(size - len(data), 1 << 20))
+        if not chunk:
+            break
+        data += chunk
+    return json.loads(data.decode("utf-8"))
 
 
 def main():
     """Run the one job this runner was started for."""
-    _make_undumpable()
-    # A job already waiting means a cold start: warming up would only delay it.
-    if not select.select([sys.stdin], [], [], 0)[0]:
-        _warm_up()
+    global pytest
+    try:
+        uids, setup_error = _supervise(), ""
+    except Exception as exc:  # the job must not run without its users and filter
+        uids, setup_error = None, f"the sandbox runner could not separate its users: {exc}"
+    path = list(sys.path)
+    if not setup_error:
+        import pytest
+        # A job already waiting means a cold start: warming up would only delay it.
+        if not select.select([sys.stdin], [], [], 0)[0]:
+            _warm_up(path)
     sys.stdout.write(READY_LINE)
     sys.stdout.flush()
     job = _read_job()
+    if setup_error:
+        _write_frame(_frame(job.get("mode", ""), error=setup_error))
+        os._exit(0)
     started = time.monotonic()
-    workdir = job.get("workdir", "/tmp/job")
-    _write_files(job, workdir)
+    oom_kills = _oom_kills()
     cap = int(job.get("output_limit", 64 * 1024))
     timeout = float(job.get("timeout", 30))
 
-    report_r, report_w = os.pipe()
+    requests_r, requests_w = os.pipe()
+    replies_r, replies_w = os.pipe()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        _run_child(job, workdir, report_w, out_w, err_w)
-    for fd in (report_w, out_w, err_w):
+    if os.fork() == 0:
+        _child(_run_worker, job, uids["worker"], requests_r, replies_w, out_w, err_w, path)
+    # Made after the worker exists, so the implementation never holds it.
+    collector_end, judge_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    collector_end.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    judge = os.fork()
+    if judge == 0:
+        collector_end.close()
+        _child(_run_judge, job, uids["tests"], requests_w, replies_r, judge_end.fileno(),
+               out_w, err_w)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # nothing may interrupt us into silence
+    judge_end.close()
+    for fd in (requests_r, requests_w, replies_r, replies_w, out_w, err_w):
         os.close(fd)
 
-    buffers = {report_r: bytearray(), out_r: bytearray(), err_r: bytearray()}
-    limits = {report_r: REPORT_LIMIT, out_r: cap, err_r: cap}
-    overflow = {report_r: False, out_r: False, err_r: False}
+    report_fd = collector_end.fileno()
+    buffers = {report_fd: bytearray(), out_r: bytearray(), err_r: bytearray()}
+    limits = {report_fd: REPORT_LIMIT, out_r: cap, err_r: cap}
+    overflow = {report_fd: False, out_r: False, err_r: False}
+    foreign = False
     open_fds = set(buffers)
     status = None
     timed_out = False
+    credentials = socket.CMSG_SPACE(struct.calcsize("3i"))
     while True:
         if status is None:
-            done, raw = os.waitpid(pid, os.WNOHANG)
+            done, raw = os.waitpid(judge, os.WNOHANG)
             if done:
                 status = raw
         if status is not None and not open_fds:
@@ -218,7 +823,13 @@ def main():
             break
         readable, _, _ = select.select(list(open_fds), [], [], 0.02)
         for fd in readable:
-            chunk = os.read(fd, 65536)
+            if fd == report_fd:
+                chunk, ancillary, _, _ = collector_end.recvmsg(65536, credentials)
+                if chunk and _sender(ancillary) != (judge, uids["tests"]):
+                    foreign = True  # only the judge itself may write the report
+                    continue
+            else:
+                chunk = os.read(fd, 65536)
             if not chunk:
                 open_fds.discard(fd)
                 continue
@@ -228,17 +839,17 @@ def main():
             if len(chunk) > room:
                 overflow[fd] = True
         if status is not None and not readable:
-            # The child is gone; a grandchild holding a pipe open must not keep us waiting.
+            # The judge is gone; a process holding a pipe open must not keep us waiting.
             break
 
-    # Single use: nothing the job started may outlive it (kill(-1) spares only us and init).
+    # Single use: nothing the job started may outlive it (kill(-1) spares only us).
     try:
         os.kill(-1, signal.SIGKILL)
     except OSError:
         pass
     if status is None:
         try:
-            _, status = os.waitpid(pid, 0)
+            _, status = os.waitpid(judge, 0)
         except ChildProcessError:
             status = None
 
@@ -249,20 +860,14 @@ def main():
             child_exit = os.WEXITSTATUS(status)
         elif os.WIFSIGNALED(status):
             child_signal = os.WTERMSIG(status)
-    frame = {
-        "mode": job["mode"],
-        "timed_out": timed_out,
-        "child_exit": child_exit,
-        "child_signal": child_signal,
-        "report": bytes(buffers[report_r]).decode("utf-8", errors="replace"),
-        "report_overflow": overflow[report_r],
-        "stdout": bytes(buffers[out_r]).decode("utf-8", errors="replace"),
-        "stderr": bytes(buffers[err_r]).decode("utf-8", errors="replace"),
-        "output_truncated": overflow[out_r] or overflow[err_r],
-        "duration": round(time.monotonic() - started, 4),
-    }
-    sys.stdout.write("\n" + FRAME_MARKER + json.dumps(frame) + "\n")
-    sys.stdout.flush()
+    _write_frame(_frame(
+        job["mode"], timed_out=timed_out, child_exit=child_exit, child_signal=child_signal,
+        report=bytes(buffers[report_fd]).decode("utf-8", errors="replace"),
+        report_overflow=overflow[report_fd], report_foreign=foreign,
+        stdout=bytes(buffers[out_r]).decode("utf-8", errors="replace"),
+        stderr=bytes(buffers[err_r]).decode("utf-8", errors="replace"),
+        output_truncated=overflow[out_r] or overflow[err_r],
+        duration=round(time.monotonic() - started, 4), oom_kills=_oom_kills() - oom_kills))
     os._exit(0)
 
 

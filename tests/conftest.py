@@ -72,17 +72,28 @@ def any_sandbox(request):
     return request.getfixturevalue(f"{request.param}_sandbox")
 
 
-def runner_processes() -> list[str]:
-    """List host processes that run the sandbox runner (they must never outlive a run)."""
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if "/opt/sea/runner.py" in line]
+def sandbox_processes() -> list[str]:
+    """List host processes of a sandbox user: the runner, the tests, the implementation, and
+    anything they started under any name (none may outlive a run)."""
+    from sandbox.core import UID_FLOOR
+
+    out = subprocess.run(["ps", "-eo", "pid=,uid=,args="], capture_output=True,
+                         text=True).stdout
+    return [line.strip() for line in out.splitlines()
+            if line.split()[1].isdigit() and int(line.split()[1]) >= UID_FLOOR]
 
 
 def sandbox_containers() -> list:
-    """List every sandbox container Docker still has."""
-    from sandbox.docker_backend import LABEL, connect
+    """List the sandbox containers of this checkout's image that Docker still has.
 
-    return connect().containers.list(all=True, filters={"label": LABEL})
+    Sparse, so a container removed between the listing and its inspection is no error; by
+    image, so other checkouts sharing the Docker engine do not count.
+    """
+    from sandbox.docker_backend import LABEL, connect
+    from sandbox.image import image_tag
+
+    return connect().containers.list(all=True, sparse=True,
+                                     filters={"label": LABEL, "ancestor": image_tag()})
 
 
 def sandbox_cgroups() -> list[Path]:

@@ -16,7 +16,7 @@ from .errors import InvalidToolName
 JsonType = Literal["string", "integer", "number", "boolean", "array", "object"]
 PY_TYPES = {"string": "str", "integer": "int", "number": "float", "boolean": "bool",
             "array": "list", "object": "dict"}
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
+NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{1,62}")  # whole names only: fullmatch
 # Names the sandbox itself uses for its files.
 RESERVED_NAMES = {"tool", "test_tool", "conftest", "runner", "pytest"}
 ToolStatus = Literal["verified", "experimental", "retired"]

@@ -23,6 +23,8 @@ def _parse(code: str, what: str) -> ast.Module:
         return ast.parse(code)
     except SyntaxError as exc:
         raise ValueError(f"the {what} does not parse: {exc.msg} (line {exc.lineno})") from exc
+    except (ValueError, RecursionError, MemoryError) as exc:  # null bytes, absurd nesting
+        raise ValueError(f"the {what} does not parse ({type(exc).__name__})") from exc
 
 
 def check_tests(tests: str, spec: ToolSpec, min_tests: int) -> None:

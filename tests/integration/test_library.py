@@ -62,7 +62,8 @@ def test_register_get_files_and_search(library):
 
 
 @pytest.mark.parametrize("name", ["../etc/passwd", "tools/x", "os", "json", "Tool", "a-b",
-                                  "class", "tool", "print", "x"])
+                                  "class", "tool", "print", "x", "add_numbers\n",
+                                  "add_numbers\nimport os"])
 def test_bad_names_are_refused(name):
     with pytest.raises(InvalidToolName):
         check_tool_name(name)

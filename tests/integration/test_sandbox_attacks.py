@@ -7,17 +7,21 @@ listener the test opens on the host's loopback.
 
 from __future__ import annotations
 
+import os
 import resource
 import socket
 import threading
 import time
+import tracemalloc
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import ATTACK_TIMEOUT, runner_processes, sandbox_cgroups, sandbox_containers
+from conftest import ATTACK_TIMEOUT, sandbox_cgroups, sandbox_containers, sandbox_processes
+
+from sandbox.core import UID_FLOOR
 
 # The host must regain control within the limit, its grace and container teardown.
 BOUND = ATTACK_TIMEOUT + 3.0 + 10.0
@@ -34,12 +38,12 @@ def attack(sandbox, code: str, args: dict | None = None):
 
 
 def assert_nothing_left(sandbox) -> None:
-    """No runner process, container or cgroup survives a run."""
+    """No sandbox process, container or cgroup survives a run."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        leftovers = runner_processes() + [str(p) for p in sandbox_cgroups()]
+        leftovers = sandbox_processes() + [str(p) for p in sandbox_cgroups()]
         if sandbox.backend.name.startswith("docker"):
-            leftovers += [c.name for c in sandbox_containers()]
+            leftovers += [c.short_id for c in sandbox_containers()]
         if not leftovers:
             return
         time.sleep(0.2)
@@ -291,22 +295,50 @@ def test_proc_sys_and_cgroup_writes_fail(any_sandbox):
     assert result.ok and all(o == "refused" for o in result.result), result.result
 
 
+def host_uid(uid: int, uid_map: str) -> int:
+    """Translate a uid seen inside the sandbox into the host's, through its uid_map."""
+    for line in uid_map.splitlines():
+        inside, outside, count = (int(part) for part in line.split())
+        if inside <= uid < inside + count:
+            return outside + uid - inside
+    raise AssertionError(f"uid {uid} is not mapped: {uid_map!r}")
+
+
+IDENTITY = "import os\ndef ids():\n    return [os.getuid(), open('/proc/self/uid_map').read()]\n"
+
+
 def test_no_docker_socket_no_capabilities_non_root(any_sandbox):
     code = (
         "import os\n"
         "def f():\n"
         "    status = open('/proc/self/status').read().splitlines()\n"
         "    caps = {l.split(':')[0]: l.split()[1] for l in status if l.startswith('Cap')}\n"
-        "    return {'uid': os.getuid(), 'socket': os.path.exists('/var/run/docker.sock')\n"
-        "            or os.path.exists('/run/docker.sock'), 'CapEff': caps['CapEff'],\n"
-        "            'CapPrm': caps['CapPrm'], 'NoNewPrivs': [l for l in status\n"
-        "            if l.startswith('NoNewPrivs')]}\n"
+        "    return {'uid': os.getuid(), 'map': open('/proc/self/uid_map').read(),\n"
+        "            'socket': os.path.exists('/var/run/docker.sock')\n"
+        "            or os.path.exists('/run/docker.sock'), 'caps': caps,\n"
+        "            'NoNewPrivs': [l for l in status if l.startswith('NoNewPrivs')]}\n"
     )
     result = attack(any_sandbox, code)
     assert result.ok, result.error
-    assert result.result["uid"] == 65534
+    # A fresh high user of its own: not root, not the host's nobody.
+    assert host_uid(result.result["uid"], result.result["map"]) >= UID_FLOOR
     assert result.result["socket"] is False
-    assert int(result.result["CapEff"], 16) == 0 and int(result.result["CapPrm"], 16) == 0
+    caps = result.result["caps"]
+    assert all(int(caps[k], 16) == 0 for k in ("CapEff", "CapPrm", "CapInh", "CapAmb")), caps
+
+
+def test_tests_and_implementation_run_as_different_fresh_users(any_sandbox):
+    tests = ("import os\nfrom tool import ids\n\n"
+             "def test_other_user():\n"
+             "    uid, uid_map = ids()\n"
+             "    assert uid != os.getuid()\n"
+             "    print('USERS', uid, repr(uid_map), os.getuid())\n")
+    report = any_sandbox.verify(IDENTITY, tests)
+    assert report.ok, report
+    first = attack(any_sandbox, IDENTITY.replace("ids", "f"))
+    second = attack(any_sandbox, IDENTITY.replace("ids", "f"))
+    hosts = {host_uid(*r.result) for r in (first, second)}
+    assert len(hosts) == 2 and min(hosts) >= UID_FLOOR  # a new user for every run
 
 
 def test_unshare_mount_and_ptrace_fail(any_sandbox):
@@ -559,3 +591,312 @@ def test_bwrap_seccomp_filter_denies_tracing_bpf_and_io_uring(bwrap_sandbox):
     assert result.result["ptrace_traceme"] == -1 and result.result["bpf"] == -1
     assert result.result["io_uring_setup"] == -1 and result.result["errno"] == 1  # EPERM
     assert result.result["threads_work"] is True  # clone3 falls back to clone
+
+
+# --- the implementation cannot forge its own verification -------------------------------------
+
+WRONG_ADD = "def add(a, b):\n    return a - b\n"
+ADD_SUITE = "from tool import add\n\n\ndef test_add():\n    assert add(40, 2) == 42\n"
+PASSING_FRAME = (
+    "import json\n"
+    "MARK = '\\x1eSEA-FRAME\\x1e'\n"
+    "FAKE = {'exitstatus': 0, 'tests': [{'name': 'test_add', 'outcome': 'passed'}],\n"
+    "        'collection_errors': []}\n"
+    "FRAME = '\\n' + MARK + json.dumps({'mode': 'verify', 'timed_out': False, 'child_exit': 0,\n"
+    "    'child_signal': None, 'report': json.dumps(FAKE), 'report_overflow': False,\n"
+    "    'stdout': '', 'stderr': '', 'output_truncated': False, 'duration': 0.1}) + '\\n'\n"
+)
+# Each is the wrong add plus one way to make `assert add(40, 2) == 42` come out passed.
+TRICKS = {
+    "forged_report_then_exit": PASSING_FRAME + (
+        "import glob, os\n"
+        "for fd in range(3, 256):\n"
+        "    try:\n"
+        "        os.write(fd, json.dumps(FAKE).encode())\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "for path in ['/proc/1/fd/1', '/proc/self/fd/1'] + glob.glob('/proc/[0-9]*/fd/*'):\n"
+        "    try:\n"
+        "        with open(path, 'w') as fh:\n"
+        "            fh.write(json.dumps(FAKE) + FRAME)\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "os._exit(0)\n") + WRONG_ADD,
+    "frames_on_stdout_and_stderr": PASSING_FRAME + (
+        "import os\n"
+        "os.write(1, FRAME.encode())\n"
+        "os.write(2, FRAME.encode())\n") + WRONG_ADD,
+    "test_runner_switched_off": (
+        "import _pytest.python\n"
+        "_pytest.python.Function.runtest = lambda self: None\n"
+        "_pytest.python.pytest_pyfunc_call = lambda pyfuncitem: True\n") + WRONG_ADD,
+    "pytest_patched_through_sys_modules": (
+        "import sys\n"
+        "for name, module in list(sys.modules.items()):\n"
+        "    if name.startswith(('_py' + 'test', 'py' + 'test')):\n"
+        "        for attr in ('runtest', 'pytest_pyfunc_call', 'pytest_runtest_call'):\n"
+        "            if hasattr(module, attr):\n"
+        "                setattr(module, attr, lambda *a, **k: True)\n"
+        "        if hasattr(module, 'Function'):\n"
+        "            module.Function.runtest = lambda self: None\n") + WRONG_ADD,
+    "always_equal_object": (
+        "class Anything:\n"
+        "    def __eq__(self, other):\n"
+        "        return True\n"
+        "    __hash__ = None\n"
+        "def add(a, b):\n"
+        "    return Anything()\n"),
+    "int_that_equals_everything": (
+        "class Sly(int):\n"
+        "    def __eq__(self, other):\n"
+        "        return True\n"
+        "    __hash__ = int.__hash__\n"
+        "def add(a, b):\n"
+        "    return Sly(a - b)\n"),
+    "builtins_replaced": (
+        "import builtins\n"
+        "from _pytest.outcomes import Skipped\n"
+        "builtins.AssertionError = Skipped\n"
+        "builtins.isinstance = lambda *args: True\n") + WRONG_ADD,
+    "exit_at_import": "import os\nos._exit(0)\n" + WRONG_ADD,
+    "exit_in_the_call": "import os\ndef add(a, b):\n    os._exit(0)\n",
+    "kills_and_interrupts_its_parents": (
+        "import os, signal\n"
+        "def add(a, b):\n"
+        "    for pid in (os.getppid(), 1, os.getpgid(0)):\n"
+        "        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):\n"
+        "            try:\n"
+        "                os.kill(pid, sig)\n"
+        "            except OSError:\n"
+        "                pass\n"
+        "    os.kill(-1, signal.SIGKILL)\n"),
+    "signals_every_process": (
+        "import glob, os, signal\n"
+        "def add(a, b):\n"
+        "    for path in glob.glob('/proc/[0-9]*'):\n"
+        "        pid = int(path.rsplit('/', 1)[1])\n"
+        "        for sig in (signal.SIGSTOP, signal.SIGINT, signal.SIGKILL):\n"
+        "            if pid != os.getpid():\n"
+        "                try:\n"
+        "                    os.kill(pid, sig)\n"
+        "                except OSError:\n"
+        "                    pass\n"
+        "    return a - b\n"),
+    "plants_conftest_and_pytest_ini": (
+        "import os\n"
+        "HOOK = ('import pytest\\n'\n"
+        "        '@pytest.hookimpl(hookwrapper=True)\\n'\n"
+        "        'def pytest_runtest_makereport(item, call):\\n'\n"
+        "        '    outcome = yield\\n'\n"
+        "        '    outcome.get_result().outcome = \"passed\"\\n')\n"
+        "for folder, dirs, files in os.walk('/tmp'):\n"
+        "    for name, text in (('conftest.py', HOOK), ('pytest.ini', '[pytest]\\n'\n"
+        "                       'python_functions = nothing\\n')):\n"
+        "        try:\n"
+        "            with open(os.path.join(folder, name), 'w') as fh:\n"
+        "                fh.write(text)\n"
+        "        except OSError:\n"
+        "            pass\n") + WRONG_ADD,
+    "reads_the_tests_for_the_answer": (
+        "import glob\n"
+        "def add(a, b):\n"
+        "    for path in glob.glob('/tmp/**/test_*.py', recursive=True):\n"
+        "        try:\n"
+        "            if '42' in open(path).read():\n"
+        "                return 42\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    return a - b\n"),
+}
+
+
+@pytest.mark.parametrize("trick", sorted(TRICKS))
+def test_wrong_add_never_passes(any_sandbox, trick):
+    report = any_sandbox.verify(TRICKS[trick], ADD_SUITE)
+    assert report.status in ("failed", "error", "timeout") and not report.ok, report.summary()
+    assert report.passed == 0
+    assert_nothing_left(any_sandbox)
+
+
+def test_right_add_passes_and_its_calls_are_counted(any_sandbox):
+    tests = ADD_SUITE + ("\n\ndef test_three_calls():\n"
+                         "    assert [add(i, 1) for i in range(3)] == [1, 2, 3]\n")
+    report = any_sandbox.verify("def add(a, b):\n    return a + b\n", tests)
+    assert report.ok, report
+    assert {t.name: t.tool_calls for t in report.tests} == {"test_add": 1, "test_three_calls": 3}
+    assert report.tool_calls == 4
+    wrong = any_sandbox.verify(WRONG_ADD, tests)
+    assert wrong.status == "failed" and wrong.failed == 2
+    assert "assert 38 == 42" in wrong.tests[0].message
+
+
+# --- input files are hostile on the host ------------------------------------------------------
+
+def _refusal(sandbox, path: Path) -> tuple[str, str, float, int]:
+    """Verify and call with ``path`` as input; return both errors, the time and peak memory."""
+    outcome: dict = {}
+
+    def run() -> None:
+        tracemalloc.start()
+        started = time.monotonic()
+        outcome["report"] = sandbox.verify("def f():\n    return 1\n",
+                                           "from tool import f\n\ndef test_f():\n"
+                                           "    assert f() == 1\n", files=[path])
+        outcome["call"] = sandbox.call("def f():\n    return 1\n", "f", {}, files=[path])
+        outcome["elapsed"] = time.monotonic() - started
+        outcome["peak"] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(30)  # a guard against hanging, not a speed target
+    assert not worker.is_alive(), f"refusing {path} hung"
+    report, call = outcome["report"], outcome["call"]
+    assert report.status == "error" and call.status == "error"
+    print(f"{path.name}: refused in {outcome['elapsed']:.3f} s, peak {outcome['peak']} bytes")
+    return report.detail, call.error, outcome["elapsed"], outcome["peak"]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev_zero", "sparse_3gb", "link_to_root_only"])
+def test_hostile_input_files_are_refused_quickly_with_bounded_memory(any_sandbox, tmp_path,
+                                                                      kind):
+    if kind == "fifo":
+        path = tmp_path / "data.csv"
+        os.mkfifo(path)
+        expected = "is a FIFO, not a regular file"
+    elif kind == "dev_zero":
+        path = Path("/dev/zero")
+        expected = "is a character device, not a regular file"
+    elif kind == "sparse_3gb":
+        path = tmp_path / "big.csv"
+        with open(path, "wb") as fh:
+            fh.truncate(3 * 1024**3)
+        expected = f"is {3 * 1024**3} bytes"
+    else:
+        secret = tmp_path / "secret.txt"
+        secret.write_text("root only\n")
+        secret.chmod(0o600)
+        path = tmp_path / "data.csv"
+        path.symlink_to(secret)
+        expected = "is a symbolic link"
+    detail, error, elapsed, peak = _refusal(any_sandbox, path)
+    assert expected in detail and expected in error, (detail, error)
+    assert peak < 4 * 1024**2  # nothing of the file was read into memory
+
+
+def test_inputs_named_like_modules_or_config_change_nothing(any_sandbox, tmp_path):
+    files = {"statistics.py": "def mean(values):\n    return 'shadowed'\n",
+             "__init__.py": "raise ImportError('the data folder was imported as a package')\n",
+             "pytest.ini": "[pytest]\npython_functions = nothing_matches\n"}
+    paths = []
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+        paths.append(tmp_path / name)
+    impl = ("import statistics\n\n"
+            "def f(name):\n    return [statistics.mean([1, 2, 3]), open(name).read()]\n")
+    tests = ("from tool import f\n\n"
+             "def test_the_standard_library_is_the_standard_library():\n"
+             "    assert f('statistics.py')[0] == 2\n\n"
+             "def test_the_tool_opens_inputs_by_plain_name():\n"
+             "    assert 'python_functions' in f('pytest.ini')[1]\n\n"
+             "def test_the_tests_see_them_too():\n"
+             "    assert open('__init__.py').read().startswith('raise')\n")
+    report = any_sandbox.verify(impl, tests, files=paths)
+    assert report.ok and report.passed == 3, report
+    call = any_sandbox.call(impl, "f", {"name": "statistics.py"}, files=paths)
+    assert call.ok and call.result == [2, files["statistics.py"]], call
+
+
+# --- depth and size caps on what crosses the boundary ------------------------------------------
+
+NESTED = ("def f(depth):\n    value = []\n    for _ in range(depth):\n        value = [value]\n"
+          "    return value\n")
+
+
+def test_deep_arguments_and_results_end_in_clear_errors(any_sandbox):
+    deep: list = []
+    for _ in range(100):
+        deep = [deep]
+    refused = any_sandbox.call("def f(x):\n    return 1\n", "f", {"x": deep})
+    assert refused.error_type == "InvalidArguments" and "deeper than 64" in refused.error
+    for depth in (64, 100_000):  # 65 levels with the outer list, and far more
+        result = attack(any_sandbox, NESTED, {"depth": depth})
+        assert result.error_type == "ResultTooDeep" and "deeper than 64" in result.error, result
+    legal = attack(any_sandbox, NESTED, {"depth": 63})  # 64 levels with the outer list
+    assert legal.ok, legal
+    # An implementation that writes its own JSON cannot smuggle depth past the judge either.
+    sneaky = ("import json\n\ndef f():\n"
+              "    json.dumps = lambda *a, **k: '[' * 100000 + ']' * 100000\n    return 1\n")
+    result = attack(any_sandbox, sneaky)
+    assert result.error_type == "ResultTooDeep" and "deeper than 64" in result.error, result
+
+
+def test_deep_values_inside_a_suite_fail_clearly(any_sandbox):
+    tests = ("import pytest\nfrom tool import f\n\n"
+             "def test_deep_argument_is_refused():\n"
+             "    x = []\n    for _ in range(100):\n        x = [x]\n"
+             "    with pytest.raises(Exception, match='deeper than 64'):\n        f(x)\n\n"
+             "def test_deep_result():\n    assert f(100)\n")
+    report = any_sandbox.verify(NESTED, tests)
+    outcomes = {t.name: t for t in report.tests}
+    assert outcomes["test_deep_argument_is_refused"].outcome == "passed", report
+    assert outcomes["test_deep_result"].outcome == "failed"
+    assert "ResultTooDeep" in outcomes["test_deep_result"].message
+    assert report.status == "failed"
+
+
+# --- a smaller shared surface ------------------------------------------------------------------
+
+def test_vsock_and_io_uring_are_refused(any_sandbox):
+    code = (
+        "import ctypes, socket\n"
+        "def f():\n"
+        "    try:\n"
+        "        socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)\n"
+        "        vsock = 'created'\n"
+        "    except OSError as exc:\n"
+        "        vsock = [type(exc).__name__, exc.errno]\n"
+        "    libc = ctypes.CDLL(None, use_errno=True)\n"
+        "    ring = [libc.syscall(425, 1, None), ctypes.get_errno()]\n"
+        "    socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).close()  # others still work\n"
+        "    return {'vsock': vsock, 'io_uring': ring}\n"
+    )
+    result = attack(any_sandbox, code)
+    assert result.ok, result.error
+    assert result.result == {"vsock": ["PermissionError", 1], "io_uring": [-1, 1]}
+
+
+HOG = (
+    "import ctypes, os, time\n"
+    "def f(hold):\n"
+    "    libc = ctypes.CDLL(None, use_errno=True)\n"
+    "    instances = 0\n"
+    "    while instances < 1000 and libc.inotify_init() >= 0:\n"
+    "        instances += 1\n"
+    "    children = 0\n"
+    "    while children < 1000:\n"
+    "        try:\n"
+    "            pid = os.fork()\n"
+    "        except OSError:\n"
+    "            break\n"
+    "        if pid == 0:\n"
+    "            time.sleep(60)\n"
+    "            os._exit(0)\n"
+    "        children += 1\n"
+    "    time.sleep(hold)\n"
+    "    return [instances, children, os.getuid(), open('/proc/self/uid_map').read()]\n"
+)
+
+
+def test_concurrent_runs_do_not_share_per_user_limits(any_sandbox):
+    # Each run takes every inotify instance its user may have (a per-user kernel limit, 128 by
+    # default) and forks up to its pids cap, then holds them while the other does the same.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = [pool.submit(any_sandbox.call, HOG, "f", {"hold": 2.0}) for _ in range(2)]
+        results = [run.result() for run in runs]
+    assert all(r.ok for r in results), [r.describe_error() for r in results]
+    limit = int(Path("/proc/sys/fs/inotify/max_user_instances").read_text())
+    for instances, children, _, _ in (r.result for r in results):
+        assert instances >= min(limit, 200) - 8 and children >= any_sandbox.limits.pids // 2
+    assert len({host_uid(r.result[2], r.result[3]) for r in results}) == 2
+    assert_nothing_left(any_sandbox)

@@ -9,7 +9,7 @@ import sys
 import pytest
 from conftest import sandbox_containers
 
-from sandbox.core import RawRun, verify_report
+from sandbox.core import RawRun, call_result, verify_report
 
 IMPL = "def add(a, b):\n    return a + b\n"
 TESTS = ("from tool import add\n\n"
@@ -175,3 +175,165 @@ def test_missing_input_file_is_a_clear_error(docker_sandbox, tmp_path):
     (tmp_path / "conftest.py").write_text("x = 1\n")
     report = docker_sandbox.verify(IMPL, TESTS, files=[tmp_path / "conftest.py"])
     assert report.status == "error" and "not allowed" in report.detail
+
+
+def _raw(report: str, **frame_fields) -> RawRun:
+    from sandbox.runner import FRAME_MARKER
+
+    frame = {"mode": "verify", "timed_out": False, "child_exit": 0, "child_signal": None,
+             "report": report, "report_overflow": False, "stdout": "", "stderr": "",
+             "output_truncated": False, "duration": 0.1, **frame_fields}
+    return RawRun(output="noise\n" + FRAME_MARKER + json.dumps(frame) + "\n", exit_code=0)
+
+
+PASSING = json.dumps({"exitstatus": 0, "tests": [{"name": "test_a", "outcome": "passed"}],
+                      "collection_errors": []})
+
+
+def test_a_report_from_elsewhere_or_overflowed_is_an_error():
+    from sandbox.core import Limits
+
+    tests = "def test_a():\n    assert True\n"
+    assert verify_report(_raw(PASSING), tests, Limits()).ok  # the control
+    report = verify_report(_raw(PASSING, report_foreign=True), tests, Limits())
+    assert report.status == "error" and "other than the judge" in report.detail
+    report = verify_report(_raw(PASSING, report_overflow=True), tests, Limits())
+    assert report.status == "error" and "overflowed" in report.detail
+    call = call_result(_raw(json.dumps({"ok": True, "result_json": "1"}), mode="call",
+                            report_foreign=True), Limits())
+    assert call.status == "error" and "other than the judge" in call.error
+    unavailable = verify_report(_raw("", error="the sandbox runner could not separate its "
+                                               "users: no CAP_SETUID"), tests, Limits())
+    assert unavailable.status == "unavailable" and "CAP_SETUID" in unavailable.detail
+
+
+def test_call_counts_are_bounded_on_the_host():
+    from sandbox.core import Limits
+
+    tests = "def test_a():\n    assert True\n"
+    counted = json.loads(PASSING)
+    counted["tests"][0]["tool_calls"] = 3
+    report = verify_report(_raw(json.dumps(counted)), tests, Limits())
+    assert report.ok and report.tool_calls == 3 and report.tests[0].tool_calls == 3
+    for forged in (-1, 10**12, "many"):
+        counted["tests"][0]["tool_calls"] = forged
+        assert verify_report(_raw(json.dumps(counted)), tests, Limits()).status == "error"
+
+
+def test_deep_json_from_the_sandbox_is_refused_without_crashing():
+    from sandbox.core import Limits, declared_tests
+
+    deep = "[" * 100_000 + "]" * 100_000
+    call = call_result(_raw(json.dumps({"ok": True, "result_json": deep}), mode="call"),
+                       Limits())
+    assert call.error_type == "ResultTooDeep" and "deeper than 64" in call.error
+    just_over = "[" * 65 + "]" * 65
+    call = call_result(_raw(json.dumps({"ok": True, "result_json": just_over}), mode="call"),
+                       Limits())
+    assert call.error_type == "ResultTooDeep"
+    legal = call_result(_raw(json.dumps({"ok": True, "result_json": "[" * 64 + "]" * 64}),
+                             mode="call"), Limits())
+    assert legal.ok
+    report = verify_report(_raw(deep), "def test_a():\n    assert True\n", Limits())
+    assert report.status == "error"
+    assert declared_tests("-" * 100_000 + "1") == set()  # MemoryError in the parser
+    assert declared_tests("x = " + "(" * 5000 + ")" * 5000) == set()
+
+
+def test_printable_escapes_every_control_and_format_character():
+    from sandbox.reports import TestOutcome, printable
+
+    hidden = ["\x1b", "\r", "\x00", "\x7f", "\x85", "\x9b", "\u200b", "\u200e", "\u202e",
+              "\u2066", "\u2069", "\u2028", "\u2029", "\ufeff", "\u00ad", "\U000e0001"]
+    for char in hidden:
+        shown = printable(f"a{char}b")
+        assert char not in shown and shown.startswith("a\\") and shown.endswith("b"), shown
+    assert printable("\u202e") == "\\u202e" and printable("\x9b") == "\\x9b"
+    assert printable("\U000e0001") == "\\U000e0001"
+    kept = "line\n\ttabbed é 日本語 ✓ 🙂"
+    assert printable(kept) == kept
+    assert printable("x" * 100_000) == "x" * 100_000
+    # Test names come from the sandbox too.
+    outcome = TestOutcome(name="test_a[\x1b[2J\u202eevil]", outcome="passed")
+    assert outcome.name == "test_a[\\x1b[2J\\u202eevil]"
+    from sandbox.core import Limits
+
+    named = json.loads(PASSING)
+    named["tests"][0]["name"] = "test_a[\u2066\r]"
+    report = verify_report(_raw(json.dumps(named)), "def test_a():\n    assert True\n",
+                           Limits())
+    assert report.ok and report.tests[0].name == "test_a[\\u2066\\x0d]"
+
+
+CONTRACT_IMPL = '''
+class BadInput(ValueError):
+    pass
+
+
+def f(x):
+    if x == "neg":
+        raise ValueError("negative numbers are not allowed")
+    if x == "bad":
+        raise BadInput("bad input here")
+    if x == "key":
+        return {}["missing"]
+    if x == "file":
+        return open("nowhere.csv").read()
+    if x == "bytes":
+        return b"\\xff".decode("utf-8")
+    if x == "exit":
+        raise SystemExit(3)
+    return (x, {1: "one"})
+'''
+CONTRACT_TESTS = '''
+import pytest
+from tool import f, BadInput
+
+
+def test_tuples_arrive_as_lists_and_keys_as_strings():
+    assert f(2) == [2, {"1": "one"}]
+
+
+def test_builtin_exceptions_keep_type_and_message():
+    with pytest.raises(ValueError, match="negative"):
+        f("neg")
+    with pytest.raises(KeyError) as info:
+        f("key")
+    assert info.value.args == ("missing",)
+    with pytest.raises(FileNotFoundError, match="nowhere.csv"):
+        f("file")
+    with pytest.raises(UnicodeDecodeError):
+        f("bytes")
+
+
+def test_own_exceptions_keep_their_name_and_builtin_base():
+    with pytest.raises(ValueError, match="bad input"):
+        f("bad")
+    with pytest.raises(BadInput) as info:
+        f("bad")
+    assert type(info.value).__name__ == "BadInput"
+
+
+def test_leaving_the_process_is_a_failure():
+    f("exit")
+
+
+def test_a_failure_shows_where_the_implementation_raised():
+    f("key")
+'''
+
+
+def test_the_tool_is_a_json_proxy_with_exceptions_by_type(any_sandbox):
+    report = any_sandbox.verify(CONTRACT_IMPL, CONTRACT_TESTS)
+    outcomes = {t.name: t for t in report.tests}
+    failing = {"test_leaving_the_process_is_a_failure",
+               "test_a_failure_shows_where_the_implementation_raised"}
+    assert {n for n, t in outcomes.items() if t.outcome == "passed"} == set(outcomes) - failing
+    assert report.status == "failed" and report.failed == 2
+    assert "SystemExit: 3" in outcomes["test_leaving_the_process_is_a_failure"].message
+    where = outcomes["test_a_failure_shows_where_the_implementation_raised"].message
+    assert "raised in the implementation" in where and 'return {}["missing"]' in where
+    call = any_sandbox.call(CONTRACT_IMPL, "f", {"x": "neg"})
+    assert call.error_type == "ValueError" and "negative" in call.error
+    call = any_sandbox.call(CONTRACT_IMPL, "f", {"x": "bad"})
+    assert call.error_type == "BadInput"
