@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sandbox.reports import mutation_line
 from tools_store.library import ToolLibrary
 
 from .output import emit
@@ -25,9 +26,11 @@ def cmd_list(args) -> int:
 def cmd_show(args) -> int:
     """Show one tool (or one version)."""
     record = ToolLibrary().get(args.name, args.version)
-    emit(record.model_dump(mode="json"), args.json,
+    score = (record.report.get("mutation") or {}).get("score")
+    emit({**record.model_dump(mode="json"), "mutation_score": score}, args.json,
          [f"{record.name} v{record.version} ({record.status}) - {record.spec.description}",
-          f"signature: {record.spec.signature()}", "", record.code, "", record.tests])
+          f"signature: {record.spec.signature()}", mutation_line(record.report), "",
+          record.code, "", record.tests])
     return 0
 
 

@@ -17,6 +17,7 @@ from nodes.reflect import reflect
 from nodes.register import register
 from nodes.retrieve import retrieve
 from nodes.spec import spec
+from nodes.strengthen import strengthen, suite_too_weak
 from nodes.tests import tests
 from nodes.verify import verify
 from state.graph_state import AgentState
@@ -42,15 +43,38 @@ def after_decide(state: AgentState) -> Literal["execute", "spec", "answer"]:
     return "spec"
 
 
-def after_verify(state: AgentState) -> Literal["register", "reflect", "answer"]:
-    """Register a pass; reflect on a failure while retries remain, then go experimental."""
+def after_verify(state: AgentState) -> Literal["register", "reflect", "strengthen", "answer"]:
+    """Register a pass; reflect on a failure while retries remain, then go experimental.
+
+    A pass whose suite killed too few of its implementation's mutants (the mutation gate) is
+    strengthened first, while strengthening rounds remain.
+    """
     if state.get("error"):
         return "answer"
     if state.get("report", {}).get("status") == "passed":
-        return "register"
+        return gate_or_register(state)
     if state.get("attempts", 0) <= state["policy"]["max_retries"]:
         return "reflect"
     return "register"
+
+
+def gate_or_register(state: AgentState) -> Literal["strengthen", "register"]:
+    """Strengthen a suite too weak to trust while rounds remain; otherwise register."""
+    weak = suite_too_weak(state.get("mutation"), state["policy"])
+    if weak and state.get("strengthened", 0) < state["policy"].get("max_strengthen", 0):
+        return "strengthen"
+    return "register"
+
+
+def after_strengthen(state: AgentState) -> Literal["reflect", "strengthen", "register",
+                                                  "answer"]:
+    """Gate again after a round; refused tests failing on the implementation go to reflect."""
+    if state.get("error"):
+        return "answer"
+    failing = (state.get("strengthen") or {}).get("fails_on_implementation")
+    if failing and state.get("attempts", 0) <= state["policy"]["max_retries"]:
+        return "reflect"
+    return gate_or_register(state)
 
 
 def build_graph() -> StateGraph:
@@ -58,7 +82,8 @@ def build_graph() -> StateGraph:
     builder = StateGraph(AgentState, context_schema=Context)
     for name, function in [("enrich", enrich), ("plan", plan), ("retrieve", retrieve),
                            ("decide", decide), ("spec", spec), ("tests", tests), ("impl", impl),
-                           ("verify", verify), ("reflect", reflect), ("register", register),
+                           ("verify", verify), ("reflect", reflect),
+                           ("strengthen", strengthen), ("register", register),
                            ("execute", execute), ("answer", answer)]:
         builder.add_node(name, function)
     builder.add_edge(START, "enrich")
@@ -73,6 +98,9 @@ def build_graph() -> StateGraph:
     builder.add_conditional_edges("decide", after_decide)
     # The bounded repair loop: verify -> reflect -> verify, counted in ``attempts``.
     builder.add_conditional_edges("verify", after_verify)
+    # The mutation gate's loop: strengthen a weak suite (bounded by ``max_strengthen``);
+    # tests it refuses because they fail on the implementation are shown to reflect.
+    builder.add_conditional_edges("strengthen", after_strengthen)
     builder.add_edge("execute", "answer")
     builder.add_edge("answer", END)
     return builder

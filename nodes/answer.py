@@ -15,8 +15,14 @@ from .kit.node import event, model, node
 
 INSTRUCTIONS = ("Answer the user's request in one or two sentences from the tool's result. "
                 "State the result exactly; do not invent anything.")
-EXPERIMENTAL = ("Warning: {name} is experimental: it did not pass all of its tests, so "
-                "check this result. ")
+EXPERIMENTAL = "Warning: {name} is experimental: {why}, so check this result. "
+
+
+def why_experimental(report: dict) -> str:
+    """Say why a tool is experimental, from the verification of this turn (if any)."""
+    if report.get("status") == "passed":
+        return "its tests pass but are too weak to trust (the mutation gate)"
+    return "it did not pass all of its tests" if report else "it is not verified"
 
 
 @node("answer")
@@ -38,6 +44,7 @@ def answer(state: dict, runtime: Runtime[Context]) -> dict:
         except StepError:
             text = f"{tool.get('name')} returned {result}."  # the result, said plainly
     if tool.get("status") == "experimental" and not state.get("error"):
-        text = EXPERIMENTAL.format(name=tool["name"]) + text
+        text = EXPERIMENTAL.format(name=tool["name"],
+                                   why=why_experimental(state.get("report") or {})) + text
     event("answer", text)
     return {"answer": text, "messages": [AIMessage(text)], "usage": usage}

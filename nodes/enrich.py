@@ -14,7 +14,8 @@ MAX_REQUEST_CHARS = 4000
 # Fields that belong to one turn; the checkpointer keeps the state across turns.
 PER_TURN = {"standalone_request": "", "plan": {}, "force_synthesis": False, "search": {},
             "decision": "", "judge": {}, "spec": {}, "tests": "", "tests_hash": "",
-            "implementation": "", "report": {}, "tool": {}, "arguments": {},
+            "implementation": "", "report": {}, "mutation": {}, "strengthen": {},
+            "tool": {}, "arguments": {},
             "result": None, "error": "", "answer": ""}
 
 
@@ -23,7 +24,10 @@ def turn_policy(policy: dict, thresholds: dict, overrides: dict) -> dict:
     resolved = {"reuse": thresholds["reuse"], "verify": thresholds["verify"],
                 "max_retries": int(policy["max_retries"]),
                 "min_tests": int(policy["min_tests"]),
-                "history_turns": int(policy["history_turns"])}
+                "history_turns": int(policy["history_turns"]),
+                "min_mutation_score": float(policy["min_mutation_score"]),
+                "max_mutants": int(policy["max_mutants"]),
+                "max_strengthen": int(policy["max_strengthen"])}
     return {**resolved, **overrides}
 
 
@@ -44,4 +48,4 @@ def enrich(state: dict, runtime: Runtime[Context]) -> dict:
     event("enrich", f"{len(window)} earlier messages in context")
     return {**PER_TURN, "request": request, "history": window, "policy": policy,
             "messages": [HumanMessage(request)], "usage": Overwrite({}),
-            "attempts": Overwrite(0)}
+            "attempts": Overwrite(0), "strengthened": Overwrite(0)}

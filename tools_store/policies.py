@@ -24,6 +24,12 @@ DEFAULT_POLICY = {
     },
     "max_retries": 2,
     "min_tests": 3,
+    # The mutation gate: a passing suite must kill this share of its implementation's
+    # mutants (at most max_mutants of them; 0 turns the gate off) before the tool counts as
+    # verified; a weaker suite is sent back to be strengthened, at most max_strengthen times.
+    "min_mutation_score": 0.6,
+    "max_mutants": 20,
+    "max_strengthen": 2,
     "history_turns": 6,
     "served_requests_indexed": 20,
 }

@@ -14,12 +14,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from graph.resident import ResidentServer  # noqa: E402
 from graph.runner import SCRIPTED_BANNER, Agent, new_session_id  # noqa: E402
+from nodes.answer import why_experimental  # noqa: E402
 from nodes.decide import preview  # noqa: E402
 from sandbox.doctor import doctor  # noqa: E402
+from sandbox.reports import mutation_line  # noqa: E402
 
 STEP_LABELS = {"enrich": "Context", "plan": "Plan", "retrieve": "Search", "decide": "Decision",
                "spec": "Specification", "tests": "Tests", "impl": "Implementation",
-               "verify": "Sandbox", "reflect": "Reflection", "register": "Registration",
+               "verify": "Sandbox", "reflect": "Reflection", "strengthen": "Strengthening",
+               "register": "Registration",
                "execute": "Execution", "answer": "Answer"}
 
 
@@ -91,7 +94,8 @@ def chat_page(agent: Agent) -> None:
         status.update(label=label or "Done", state="error" if failed else "complete",
                       expanded=False)
         if tool.get("status") == "experimental" and not failed:
-            st.warning(f"{tool['name']} is experimental: it did not pass all of its tests.")
+            st.warning(f"{tool['name']} is experimental: "
+                       f"{why_experimental(final.get('report') or {})}.")
         if failed:
             st.error(final.get("answer", final["error"]))
         else:
@@ -121,6 +125,7 @@ def library_page(agent: Agent) -> None:
         with st.expander(f"{record.name} v{record.version} · {badge} · used {record.uses}× "
                          f"· success {rate}"):
             st.write(record.spec.description)
+            st.caption(mutation_line(record.report))
             st.code(record.spec.signature(), language="python")
             code_tab, tests_tab, report_tab, history_tab = st.tabs(
                 ["Code", "Tests", "Last verification", "Versions"])
