@@ -12,6 +12,7 @@ from nodes.decide import preview
 from tools_store.library import ToolLibrary
 from tools_store.models import ToolSpec
 
+from . import eval_synthesis
 from .output import emit
 
 
@@ -135,10 +136,11 @@ def cmd_eval(args) -> int:
 
 
 def add_parsers(sub) -> None:
-    """Add `sea eval retrieval`."""
+    """Add `sea eval retrieval` and `sea eval synthesis`."""
     evaluation = sub.add_parser("eval", help="evaluations")
     esub = evaluation.add_subparsers(dest="eval_command", required=True)
     p = esub.add_parser("retrieval", help="discovery metrics on a labelled file")
     p.add_argument("file")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
+    eval_synthesis.add_parser(esub)

@@ -36,9 +36,14 @@ INSTRUCTIONS = (
 
 
 def suite_too_weak(mutation: dict | None, policy: dict) -> bool:
-    """Tell whether a measured suite killed fewer mutants than the policy asks."""
+    """Tell whether a measured suite killed fewer mutants than the policy asks.
+
+    A single survivor never fails the gate: with few mutants it decides the score alone, and
+    it may be an equivalent mutant (one no test can kill) that the generator did not see.
+    """
     score = (mutation or {}).get("score")
-    return score is not None and score < policy.get("min_mutation_score", 0)
+    return score is not None and score < policy.get("min_mutation_score", 0) and (
+        mutation.get("survived", 0) >= 2)
 
 
 def _prompt(state: dict, mutation: MutationReport) -> str:

@@ -470,8 +470,8 @@ class Sandbox:
 
     def mutate(self, implementation: str, tests: str, variants: list[str],
                files: list[str | Path] | dict[str, bytes] | None = None,
-               stop_first: list[bool] | None = None, variant_timeout: float = 2.0
-               ) -> list[VerifyReport | None]:
+               stop_first: list[bool] | None = None, variant_timeout: float = 2.0,
+               conftest: str | None = None) -> list[VerifyReport | None]:
         """Run ``tests`` against each variant of ``implementation``, all in one sandbox run.
 
         The suite is collected once, against the implementation; each variant then gets a
@@ -486,7 +486,8 @@ class Sandbox:
             inputs = read_inputs(files)
         except (OSError, ValueError) as exc:
             raise SandboxError(f"input files: {exc}") from exc
-        job = build_job("mutate", implementation, tests, inputs, self.limits, variants=variants,
+        job = build_job("mutate", implementation, tests, inputs, self.limits, conftest=conftest,
+                        variants=variants,
                         stop_first=list(stop_first or [True] * len(variants)),
                         variant_timeout=variant_timeout)
         return variant_reports(self.backend.run(job), tests, self.limits, len(variants))

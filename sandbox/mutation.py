@@ -257,7 +257,7 @@ def killer(report: VerifyReport) -> str:
 
 
 def gate(sandbox: Sandbox, implementation: str, tests: str, verified: VerifyReport,
-         files=None, limit: int = MAX_MUTANTS) -> MutationReport:
+         files=None, limit: int = MAX_MUTANTS, conftest: str | None = None) -> MutationReport:
     """Run ``tests`` against the mutants of ``implementation``; return the mutation score.
 
     ``verified`` is the suite's passing report on the implementation (it sets the budget).
@@ -265,7 +265,7 @@ def gate(sandbox: Sandbox, implementation: str, tests: str, verified: VerifyRepo
     """
     made = mutants(implementation, limit)
     reports = sandbox.mutate(implementation, tests, [m.code for m in made], files,
-                             variant_timeout=variant_budget(verified))
+                             variant_timeout=variant_budget(verified), conftest=conftest)
     outcomes = [MutantOutcome(id=m.id, operator=m.operator, line=m.line,
                               description=m.description,
                               status="not_run" if r is None else (

@@ -759,7 +759,8 @@ def _judge_variants(job, proxy, report, control):
     loop = _variant_loop(job, proxy, collector, report,
                          socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=control))
     # Output is captured per process (sys), never in files the forks would share.
-    exitstatus = int(pytest.main(["--capture=sys", *args], plugins=[collector, loop]))
+    exitstatus = int(pytest.main(["--capture=sys", "-p", "no:logging", *args],
+                                 plugins=[collector, loop]))
     runs = loop.results
     if collector.collection_errors or len(runs) != len(job["variants"]):
         runs = [{"report": json.dumps({"exitstatus": exitstatus, "tests": [],

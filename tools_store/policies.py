@@ -27,7 +27,7 @@ DEFAULT_POLICY = {
     # The mutation gate: a passing suite must kill this share of its implementation's
     # mutants (at most max_mutants of them; 0 turns the gate off) before the tool counts as
     # verified; a weaker suite is sent back to be strengthened, at most max_strengthen times.
-    "min_mutation_score": 0.6,
+    "min_mutation_score": 0.7,
     "max_mutants": 20,
     "max_strengthen": 2,
     "history_turns": 6,
