@@ -103,7 +103,8 @@ class FakeSandbox:
         return CallResult(ok=True, status="ok", result=self.results.get(function))
 
     def mutate(self, implementation: str, tests: str, variants: list[str], files=None,
-               stop_first=None, variant_timeout: float = 2.0) -> list[VerifyReport]:
+               stop_first=None, variant_timeout: float = 2.0, conftest=None
+               ) -> list[VerifyReport]:
         self.mutated.append(tests)
         last = sorted(declared_tests(tests))[-1]
         passed = VerifyReport(status="passed", passed=1,
