@@ -814,10 +814,12 @@ def _write_text(path, text):
 
 
 def _write_inputs(job, folder):
+    step = 1 << 21  # decode in slices: two processes write their copies at once
     for name, hex_content in job.get("inputs", {}).items():
         path = os.path.join(folder, name)
         with open(path, "wb") as fh:
-            fh.write(bytes.fromhex(hex_content))
+            for start in range(0, len(hex_content), step):
+                fh.write(bytes.fromhex(hex_content[start:start + step]))
         os.chmod(path, 0o444)
 
 
