@@ -33,6 +33,9 @@ def test_langgraph_dev_serves_the_graph(docker_sandbox, tmp_path):
                        if e.get("conditional")}
         assert {("verify", "reflect"), ("reflect", "verify"), ("verify", "register"),
                 ("decide", "execute"), ("decide", "spec")} <= conditional
+        # The mutation gate's loop: Studio draws every way out of strengthen.
+        assert {("verify", "strengthen"), ("strengthen", "strengthen"),
+                ("strengthen", "reflect"), ("strengthen", "register")} <= conditional
         thread = client.threads.create()
         route = []
         for part in client.runs.stream(
