@@ -660,6 +660,8 @@ def _variant_loop(job, proxy, collector, report, control):
 
         @pytest.hookimpl(tryfirst=True)
         def pytest_runtestloop(self, session):
+            if collector.collection_errors:
+                return True  # every variant gets the collection's errors
             for index in range(len(variants)):
                 left = deadline - time.monotonic()
                 if left < min(budget, 0.2) or not _next_worker(control, proxy, index):
@@ -706,20 +708,29 @@ def _run_variant(session, proxy, collector, stop_first, budget, private):
         finally:
             os._exit(code)
     os.close(result_w)
-    data, status, timed_out = bytearray(), None, False
-    while True:
+    data, status, timed_out, ended = bytearray(), None, False, False
+
+    def drain(wait):
+        nonlocal data, ended
+        while not ended and time.monotonic() - started <= budget and select.select(
+                [result_r], [], [], wait)[0]:
+            chunk = os.read(result_r, 65536)
+            ended = not chunk
+            data += chunk[:max(0, REPORT_LIMIT - len(data))]
+
+    while status is None:
         if time.monotonic() - started > budget:
             timed_out = True
             os.kill(pid, signal.SIGKILL)
             _, status = os.waitpid(pid, 0)
             break
-        readable, _, _ = select.select([result_r], [], [], 0.01)
-        chunk = os.read(result_r, 65536) if readable else b""
-        if len(data) < REPORT_LIMIT:
-            data += chunk[:REPORT_LIMIT - len(data)]
-        if readable and not chunk:  # the fork is done writing
-            _, status = os.waitpid(pid, 0)
-            break
+        drain(0.01)
+        done, raw = os.waitpid(pid, os.WNOHANG)
+        if done:
+            status = raw
+            drain(0)  # what it wrote just before it ended (a process it started may hold the
+        elif ended:  # pipe open: the fork's own end is what counts)
+            time.sleep(0.002)
     os.close(result_r)
     return {"timed_out": timed_out,
             "child_exit": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
