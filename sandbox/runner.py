@@ -743,6 +743,8 @@ def _run_items(session, collector, stop_first, result_w):
     """Run every collected test once (stopping at the first failure if asked); report it."""
     collector.tests = []
     session.config.option.maxfail = 1 if stop_first else 0
+    if stop_first:  # a mutant's verdict needs the failing test's name, not its traceback
+        session.config.option.tbstyle = "line"
     session.shouldfail = session.shouldstop = False
     session.testsfailed = 0
     items = session.items
