@@ -17,9 +17,9 @@ MAX_REQUEST_CHARS = 4000
 # Fields that belong to one turn; the checkpointer keeps the state across turns.
 PER_TURN = {"standalone_request": "", "plan": {}, "force_synthesis": False, "new_tool": False,
             "search": {}, "decision": "", "judge": {}, "spec": {}, "tests": "",
-            "tests_hash": "", "implementation": "", "report": {}, "tool": {}, "arguments": {},
-            "result": None, "served": False, "cached": False, "error": "", "answer": "",
-            "failure": {}, "repair": {}}
+            "tests_hash": "", "implementation": "", "report": {}, "mutation": {},
+            "strengthen": {}, "tool": {}, "arguments": {}, "result": None, "served": False,
+            "cached": False, "error": "", "answer": "", "failure": {}, "repair": {}}
 
 
 def turn_policy(policy: dict, rule: dict, overrides: dict) -> dict:
@@ -29,7 +29,10 @@ def turn_policy(policy: dict, rule: dict, overrides: dict) -> dict:
                 "min_tests": int(policy["min_tests"]),
                 "history_turns": int(policy["history_turns"]),
                 "replay_limit": int(policy["replay_limit"]),
-                "experimental_limits": dict(policy["experimental_limits"])}
+                "experimental_limits": dict(policy["experimental_limits"]),
+                "min_mutation_score": float(policy["min_mutation_score"]),
+                "max_mutants": int(policy["max_mutants"]),
+                "max_strengthen": int(policy["max_strengthen"])}
     return {**resolved, **overrides}
 
 
@@ -64,4 +67,4 @@ def enrich(state: dict, runtime: Runtime[Context]) -> dict:
     return {**PER_TURN, "request": request, "history": window, "policy": policy,
             "messages": [HumanMessage(request)], "usage": Overwrite({}),
             "attempts": Overwrite(0), "warnings": Overwrite([]), "repairs": Overwrite(0),
-            "feedback": {}, "failure": failure}
+            "strengthened": Overwrite(0), "feedback": {}, "failure": failure}

@@ -19,13 +19,16 @@ from graph.runner import (  # noqa: E402
     new_session_id,
     wrong_answer_request,
 )
+from nodes.answer import why_experimental  # noqa: E402
 from nodes.decide import preview  # noqa: E402
 from sandbox.doctor import doctor  # noqa: E402
+from sandbox.reports import mutation_line  # noqa: E402
 from ui.policy_settings import policy_section  # noqa: E402
 
 STEP_LABELS = {"enrich": "Context", "plan": "Plan", "retrieve": "Search", "decide": "Decision",
                "spec": "Specification", "tests": "Tests", "impl": "Implementation",
-               "verify": "Sandbox", "reflect": "Reflection", "register": "Registration",
+               "verify": "Sandbox", "reflect": "Reflection", "strengthen": "Strengthening",
+               "register": "Registration",
                "execute": "Execution", "answer": "Answer", "feedback": "Feedback",
                "gate": "Repair gate"}
 
@@ -117,7 +120,8 @@ def show_turn(items) -> None:
     status.update(label=label or "Done", state="error" if failed else "complete",
                   expanded=False)
     if tool.get("status") == "experimental" and not failed:
-        st.warning(f"{tool['name']} is experimental: it did not pass all of its tests.")
+        st.warning(f"{tool['name']} is experimental: "
+                   f"{why_experimental(final.get('report') or {})}.")
     if failed:
         st.error(final.get("answer") or final.get("error"))
     else:
@@ -147,6 +151,7 @@ def library_page(agent: Agent) -> None:
         with st.expander(f"{record.name} v{record.version} · {badge} · used {record.uses}× "
                          f"· success {rate}"):
             st.write(record.spec.description)
+            st.caption(mutation_line(record.report))
             st.code(record.spec.signature(), language="python")
             code_tab, tests_tab, report_tab, history_tab = st.tabs(
                 ["Code", "Tests", "Last verification", "Versions"])

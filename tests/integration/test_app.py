@@ -99,6 +99,7 @@ def test_library_page_shows_tools_versions_and_search(app):
     assert any(label.startswith("count_vowels v1") and "verified" in label
                and "used 1×" in label and "success 100%" in label for label in labels)
     assert any("def count_vowels" in c.value for c in at.code)
+    assert any(c.value.startswith("mutation score 1.00: the suite killed") for c in at.caption)
     at.text_input[0].set_value("how many vowels in banana").run()
     # Plausible, not proven: a judge decides (the page shows the decision before any judge).
     assert any("Decision: **verify**" in t for t in texts(at))

@@ -753,7 +753,9 @@ def _refusal(sandbox, path: Path) -> tuple[str, str, float, int]:
     worker.join(30)  # a guard against hanging, not a speed target
     assert not worker.is_alive(), f"refusing {path} hung"
     report, call = outcome["report"], outcome["call"]
-    assert report.status == "error" and call.status == "error"
+    # An input file that cannot be read says nothing about the code: not a verdict (the
+    # README's fault classification), so it never reaches reflection.
+    assert report.status == "infrastructure" and call.status == "infrastructure"
     print(f"{path.name}: refused in {outcome['elapsed']:.3f} s, peak {outcome['peak']} bytes")
     return report.detail, call.error, outcome["elapsed"], outcome["peak"]
 

@@ -139,12 +139,20 @@ class FakeLibrary:
 
 
 class FakeSandbox:
-    """Verifies by a marker in the code and answers calls from a table (nothing runs)."""
+    """Verifies by a marker in the code and answers calls from a table (nothing runs).
 
-    def __init__(self, results: dict[str, object] | None = None):
+    Mutants: every one is killed, unless the sandbox is ``weak`` and the suite lacks the
+    marker ``# strong``. A run of the implementation itself among the variants (a
+    strengthening) fails on the suite's last test while the suite says ``# fails-on-impl`` and
+    the implementation does not say ``# fixed``.
+    """
+
+    def __init__(self, results: dict[str, object] | None = None, weak: bool = False):
         self.results = results or {}
+        self.weak = weak
         self.verified: list[str] = []
         self.calls: list[tuple[str, dict]] = []
+        self.mutated: list[str] = []
 
     def verify(self, implementation: str, tests: str, files=None) -> VerifyReport:
         self.verified.append(implementation)
@@ -171,3 +179,21 @@ class FakeSandbox:
         if marker:
             return CallResult(ok=True, status="ok", result=json.loads(marker.group(1)))
         return CallResult(ok=True, status="ok", result=self.results.get(function))
+
+    def mutate(self, implementation: str, tests: str, variants: list[str], files=None,
+               stop_first=None, variant_timeout: float = 2.0, conftest=None
+               ) -> list[VerifyReport]:
+        self.mutated.append(tests)
+        last = sorted(declared_tests(tests))[-1]
+        passed = VerifyReport(status="passed", passed=1,
+                              tests=[TestOutcome(name=last, outcome="passed")])
+        failed = VerifyReport(status="failed", failed=1, tests=[
+            TestOutcome(name=last, outcome="failed", message="assert 1 == 2")])
+        reports = []
+        for code in variants:
+            if code == implementation:
+                wrong = "# fails-on-impl" in tests and "# fixed" not in implementation
+                reports.append(failed if wrong else passed)
+            else:
+                reports.append(passed if self.weak and "# strong" not in tests else failed)
+        return reports
