@@ -215,8 +215,103 @@ REPAIR_ROUTE = ["enrich", "plan", "retrieve", "decide", "execute", "reflect", "g
 TWO_STEPS = "convert 100 degrees Fahrenheit to Celsius, then to Kelvin"
 
 
+# A 5-test suite whose implementation has 20 mutants: the mutation gate's benchmark.
+GATE_IMPL = """import re
+
+
+def _minutes(clock):
+    match = re.fullmatch(r"(\\d{1,2}):(\\d{2})", clock.strip())
+    if not match:
+        raise ValueError(f"not a time: {clock!r}")
+    hours, minutes = int(match[1]), int(match[2])
+    if hours > 23 or minutes > 59:
+        raise ValueError(f"not a time: {clock!r}")
+    return hours * 60 + minutes
+
+
+def shift_minutes(start, end):
+    return (_minutes(end) - _minutes(start)) % (24 * 60)
+"""
+GATE_TESTS = "import pytest\n\nfrom tool import shift_minutes\n" + "".join(
+    f"\n\ndef test_{i}():\n    {body}\n" for i, body in enumerate([
+        'assert shift_minutes("09:00", "17:30") == 510',
+        'assert shift_minutes("22:30", "01:15") == 165',
+        'assert shift_minutes("23:59", "00:00") == 1',
+        'with pytest.raises(ValueError):\n        shift_minutes("25:00", "10:00")',
+        'with pytest.raises(ValueError):\n        shift_minutes("10:00", "10:60")']))
+
+
+def _gate_seconds(sandbox, runs: int) -> dict:
+    """Time the gate alone: 20 mutants of a 5-test suite, in one sandbox run each time."""
+    from sandbox.mutation import gate
+
+    pool = getattr(sandbox.backend, "pool", None)
+    timings, measured = [], None
+    for _ in range(runs):
+        if pool:
+            pool.wait_ready(60)
+        report = sandbox.verify(GATE_IMPL, GATE_TESTS)
+        if pool:
+            pool.wait_ready(60)
+        start = time.perf_counter()
+        measured = gate(sandbox, GATE_IMPL, GATE_TESTS, report)
+        timings.append(time.perf_counter() - start)
+    return {**percentiles(timings), "mutants": len(measured.mutants), "tests": report.passed,
+            "score": measured.score}
+
+
+def _synthesize(agent, library, pool, gated: bool) -> tuple[float, dict]:
+    """Time one synthesis of the demo's first tool into an empty library."""
+    if not gated:
+        library.set_policy({"max_mutants": 0}, "benchmark: the gate off")
+    if pool:
+        pool.wait_ready(60)
+    start = time.perf_counter()
+    turn = agent.ask("convert 100 degrees Fahrenheit to Celsius")
+    return time.perf_counter() - start, turn
+
+
+def _timed_reuse(agent, pool) -> float:
+    """Time a request the tool just synthesized serves."""
+    if pool:
+        pool.wait_ready(60)
+    start = time.perf_counter()
+    turn = agent.ask("it's 98.6 F outside, what is that in celsius?")
+    seconds = time.perf_counter() - start
+    if turn.get("decision") != "reuse":
+        raise RuntimeError(f"unexpected route: {turn.get('route')}; {turn.get('error')}")
+    return seconds
+
+
+def _timed_repair(agent, pool) -> float:
+    """Time a repair in use: digit_sum v1 fails on negatives and is repaired into v2."""
+    agent.ask("sum the digits of 1234")
+    if pool:
+        pool.wait_ready(60)
+    start = time.perf_counter()
+    turn = agent.ask("sum the digits of -4096")
+    seconds = time.perf_counter() - start
+    if turn.get("route") != REPAIR_ROUTE or turn.get("result") != 19:
+        raise RuntimeError(f"the repair path went {turn.get('route')}: {turn.get('answer')}")
+    return seconds
+
+
+def _timed_two_steps(agent, pool) -> float:
+    """Time a two-step plan whose tools both exist (the first run builds the second tool)."""
+    agent.ask(TWO_STEPS)  # builds celsius_to_kelvin, not timed
+    if pool:
+        pool.wait_ready(60)
+    start = time.perf_counter()
+    both = agent.ask(TWO_STEPS)  # both tools present: plan, two reuses, learn
+    seconds = time.perf_counter() - start
+    if both.get("error") or both["route"].count("execute") != 2 or "spec" in both["route"]:
+        raise RuntimeError(f"unexpected two-step route: {both.get('route')}; "
+                           f"{both.get('error')}")
+    return seconds
+
+
 def cmd_pipeline(args) -> int:
-    """Time the reuse, synthesis, repair and two-step paths end to end with the scripted model.
+    """Time the synthesis (gate on and off), reuse, repair and two-step paths end to end.
 
     The repair path: a reused tool fails on an edge input, is repaired (regression test
     proven on v1, suite and replay of v2 at once, registration) and serves the request.
@@ -229,61 +324,45 @@ def cmd_pipeline(args) -> int:
     agent = Agent(model=args.model, sandbox_backend=args.backend, sandbox_pool=args.pool,
                   library_schema=schema)
 
-    synth, reuse, repair, two_steps = [], [], [], []
+    synth, plain, reuse, repair, two_steps = [], [], [], [], []
     try:
         library = services.library(schema)
         library.vector_store()  # load the embedding model before timing
         sandbox = services.sandbox(agent.context.sandbox_backend, args.pool)
         pool = getattr(sandbox.backend, "pool", None)
-        for i in range(args.runs):
-            if pool:
-                pool.wait_ready(60)
-            start = time.perf_counter()
-            first = agent.ask("convert 100 degrees Fahrenheit to Celsius")
-            synth.append(time.perf_counter() - start)
-            if pool:
-                pool.wait_ready(60)
-            start = time.perf_counter()
-            second = agent.ask("it's 98.6 F outside, what is that in celsius?")
-            reuse.append(time.perf_counter() - start)
-            if first.get("decision") != "synthesize" or second.get("decision") != "reuse":
-                raise RuntimeError(f"unexpected routes: {first.get('route')} / "
-                                   f"{second.get('route')}; {first.get('error')}")
-            agent.ask("sum the digits of 1234")  # digit_sum v1, which fails on negatives
-            if pool:
-                pool.wait_ready(60)
-            start = time.perf_counter()
-            third = agent.ask("sum the digits of -4096")
-            repair.append(time.perf_counter() - start)
-            if third.get("route") != REPAIR_ROUTE or third.get("result") != 19:
-                raise RuntimeError(f"the repair path went {third.get('route')}: "
-                                   f"{third.get('answer')}")
-            agent.ask(TWO_STEPS)  # builds the second tool (celsius_to_kelvin), not timed
-            if pool:
-                pool.wait_ready(60)
-            start = time.perf_counter()
-            both = agent.ask(TWO_STEPS)  # both tools present: plan, two reuses, learn
-            two_steps.append(time.perf_counter() - start)
-            if both.get("error") or both["route"].count("execute") != 2 or "spec" in both[
-                    "route"]:
-                raise RuntimeError(f"unexpected two-step route: {both.get('route')}; "
-                                   f"{both.get('error')}")
+        for i in range(2 * args.runs):
+            gated = i % 2 == 0  # with and without the mutation gate, in turn
+            seconds, first = _synthesize(agent, library, pool, gated)
+            (synth if gated else plain).append(seconds)
+            if first.get("decision") != "synthesize" or first.get("error"):
+                raise RuntimeError(f"unexpected route: {first.get('route')}; "
+                                   f"{first.get('error')}")
+            if gated:  # the other paths run as a user's would: the gate on
+                mutation = first.get("mutation") or {}
+                reuse.append(_timed_reuse(agent, pool))
+                repair.append(_timed_repair(agent, pool))
+                two_steps.append(_timed_two_steps(agent, pool))
             library.drop()  # an empty library again, so the next run synthesizes
             services.forget_library(schema)
             library = services.library(schema)
+        gate_alone = _gate_seconds(sandbox, args.runs)
     finally:
         services.library(schema).drop()
         agent.close()
+
+    def figures(samples: list[float]) -> dict:
+        return {"p50": round(statistics.median(samples), 3), "max": round(max(samples), 3)}
+
     emit({"model": agent.context.model, "runs": args.runs, "sandbox": agent.context.sandbox_backend,
-          "pool": args.pool,
-          "synthesis_path_s": {"p50": round(statistics.median(synth), 3), "max": round(
-              max(synth), 3)},
-          "reuse_path_s": {"p50": round(statistics.median(reuse), 3),
-                           "max": round(max(reuse), 3)},
-          "repair_path_s": {"p50": round(statistics.median(repair), 3),
-                            "max": round(max(repair), 3)},
-          "two_step_path_s": {"p50": round(statistics.median(two_steps), 3),
-                              "max": round(max(two_steps), 3)},
+          "pool": args.pool, "load_average": [round(x, 1) for x in os.getloadavg()],
+          "synthesis_path_s": figures(synth),
+          "synthesis_path_mutants": len(mutation.get("mutants", [])),
+          "synthesis_path_mutation_score": mutation.get("score"),
+          "synthesis_without_gate_s": figures(plain),
+          "gate_added_p50_s": round(statistics.median(synth) - statistics.median(plain), 3),
+          "gate_alone_5_tests_20_mutants_s": gate_alone,
+          "reuse_path_s": figures(reuse), "repair_path_s": figures(repair),
+          "two_step_path_s": figures(two_steps),
           "two_step_over_reuse_p50": round(statistics.median(two_steps)
                                            / statistics.median(reuse), 2)}, args.json)
     return 0

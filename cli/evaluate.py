@@ -33,6 +33,7 @@ from nodes.decide import Choice, choose
 from tools_store.library import ToolLibrary
 from tools_store.models import Evidence, SearchResult, ToolSpec
 
+from . import eval_synthesis
 from .output import emit
 
 LEARN_SEED = 17
@@ -234,7 +235,7 @@ def cmd_eval(args) -> int:
 
 
 def add_parsers(sub) -> None:
-    """Add `sea eval retrieval`."""
+    """Add `sea eval retrieval` and `sea eval synthesis`."""
     evaluation = sub.add_parser("eval", help="evaluations")
     esub = evaluation.add_subparsers(dest="eval_command", required=True)
     p = esub.add_parser("retrieval", help="discovery metrics on a labelled file")
@@ -245,3 +246,4 @@ def add_parsers(sub) -> None:
                    help="ablation: decide without the word-level near-miss checks")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
+    eval_synthesis.add_parser(esub)

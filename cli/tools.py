@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sandbox.reports import mutation_line
 from tools_store.library import ToolLibrary
 
 from .output import emit
@@ -16,7 +17,9 @@ def _summary(record) -> dict:
 def _figures(version: dict) -> str:
     rate = "-" if version["success_rate"] is None else f"{version['success_rate']:.0%}"
     p50 = "-" if version["p50_latency_s"] is None else f"{version['p50_latency_s']:.2f} s"
-    return f"used {version['uses']}x, success {rate}, p50 {p50}"
+    score = version.get("mutation_score")
+    measured = "" if score is None else f", mutation score {score:.2f}"
+    return f"used {version['uses']}x, success {rate}, p50 {p50}{measured}"
 
 
 def history_lines(history: dict) -> list[str]:
@@ -55,10 +58,12 @@ def cmd_show(args) -> int:
     library = ToolLibrary()
     record = library.get(args.name, args.version)
     history = library.history(args.name)
-    emit({**record.model_dump(mode="json"), "history": history}, args.json,
+    score = (record.report.get("mutation") or {}).get("score")
+    emit({**record.model_dump(mode="json"), "mutation_score": score, "history": history},
+         args.json,
          [f"{record.name} v{record.version} ({record.status}) - {record.spec.description}",
-          f"signature: {record.spec.signature()}", "", record.code, "", record.tests,
-          "", "History:"] + history_lines(history))
+          f"signature: {record.spec.signature()}", mutation_line(record.report), "",
+          record.code, "", record.tests, "", "History:"] + history_lines(history))
     return 0
 
 

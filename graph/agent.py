@@ -20,6 +20,7 @@ from nodes.reflect import reflect
 from nodes.register import register
 from nodes.retrieve import retrieve
 from nodes.spec import spec
+from nodes.strengthen import strengthen, suite_too_weak
 from nodes.tests import tests
 from nodes.verify import verify
 from sandbox.reports import NOT_A_VERDICT
@@ -53,17 +54,18 @@ def after_decide(state: AgentState) -> Literal["execute", "spec", "answer"]:
     return "spec"
 
 
-def after_verify(state: AgentState) -> Literal["register", "reflect", "answer"]:
+def after_verify(state: AgentState) -> Literal["register", "reflect", "strengthen", "answer"]:
     """Register a pass; reflect on a failure while retries remain, then go experimental.
 
     A run that says nothing about the code (the sandbox unavailable, or broken from outside)
-    is never reflected on nor registered: the turn ends with its error. A repair never comes
-    here: reflect hands it to its gate.
+    is never reflected on nor registered: the turn ends with its error. A pass whose suite
+    killed too few of its implementation's mutants (the mutation gate) is strengthened first,
+    while strengthening rounds remain. A repair never comes here: reflect hands it to its gate.
     """
     if state.get("error") or state.get("report", {}).get("status") in NOT_A_VERDICT:
         return "answer"
     if state.get("report", {}).get("status") == "passed":
-        return "register"
+        return strengthen_or_register(state)
     if state.get("attempts", 0) <= state["policy"]["max_retries"]:
         return "reflect"
     return "register"
@@ -110,12 +112,32 @@ def after_answer(state: AgentState) -> Literal["learn", "__end__"]:
     return END
 
 
+def strengthen_or_register(state: AgentState) -> Literal["strengthen", "register"]:
+    """Strengthen a suite too weak to trust while rounds remain; otherwise register."""
+    weak = suite_too_weak(state.get("mutation"), state["policy"])
+    if weak and state.get("strengthened", 0) < state["policy"].get("max_strengthen", 0):
+        return "strengthen"
+    return "register"
+
+
+def after_strengthen(state: AgentState) -> Literal["reflect", "strengthen", "register",
+                                                  "answer"]:
+    """Gate again after a round; refused tests failing on the implementation go to reflect."""
+    if state.get("error"):
+        return "answer"
+    failing = (state.get("strengthen") or {}).get("fails_on_implementation")
+    if failing and state.get("attempts", 0) <= state["policy"]["max_retries"]:
+        return "reflect"
+    return strengthen_or_register(state)
+
+
 def build_graph() -> StateGraph:
     """Return the uncompiled graph."""
     builder = StateGraph(AgentState, context_schema=Context)
     for name, function in [("enrich", enrich), ("plan", plan), ("retrieve", retrieve),
                            ("decide", decide), ("spec", spec), ("tests", tests), ("impl", impl),
-                           ("verify", verify), ("reflect", reflect), ("register", register),
+                           ("verify", verify), ("reflect", reflect),
+                           ("strengthen", strengthen), ("register", register),
                            ("execute", execute), ("feedback", feedback), ("gate", gate),
                            ("answer", answer), ("learn", learn)]:
         builder.add_node(name, function)
@@ -133,8 +155,12 @@ def build_graph() -> StateGraph:
     # The bounded reflection loop: verify -> reflect -> verify, counted in ``attempts``.
     builder.add_conditional_edges("verify", after_verify)
     builder.add_conditional_edges("reflect", after_reflect)
+    # The mutation gate's loop: strengthen a weak suite (bounded by ``max_strengthen``);
+    # tests it refuses because they fail on the implementation are shown to reflect.
+    builder.add_conditional_edges("strengthen", after_strengthen)
     # The repair loop, counted in ``repairs``: a failure in use (or a marked-wrong answer)
-    # -> reflect -> gate -> register -> execute again; a refused repair retries.
+    # -> reflect -> gate -> register -> execute again; a refused repair retries. A repair is
+    # never strengthened: the gate measures its mutants and register decides its status.
     # The plan's loop: each step goes retrieve -> decide -> ... -> execute, then the next one.
     builder.add_conditional_edges("execute", after_execute)
     builder.add_conditional_edges("feedback", repair_or_answer)

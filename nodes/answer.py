@@ -28,8 +28,7 @@ from .kit.node import event, library, model, node
 INSTRUCTIONS = ("Answer the user's request in one or two sentences from the tool's result. "
                 "State the result exactly; do not invent anything.")
 SORRY = "Sorry, I could not complete this: "
-EXPERIMENTAL = ("Warning: {name} is experimental: it did not pass all of its tests, so "
-                "check this result. ")
+EXPERIMENTAL = "Warning: {name} is experimental: {why}, so check this result. "
 CACHED = (" (Served from the cache: {name} v{version} computed this result earlier for the "
           "same arguments and inputs.)")
 
@@ -110,6 +109,13 @@ def plain_text(state: dict) -> str:
     return results_text(state) + "."
 
 
+def why_experimental(report: dict) -> str:
+    """Say why a tool is experimental, from the verification of this turn (if any)."""
+    if report.get("status") == "passed":
+        return "its tests pass but are too weak to trust (the mutation gate)"
+    return "it did not pass all of its tests" if report else "it is not verified"
+
+
 @node("answer")
 def answer(state: dict, runtime: Runtime[Context]) -> dict:
     """Write the answer (or the error), keep the turn's evidence, add it to the conversation."""
@@ -138,7 +144,8 @@ def answer(state: dict, runtime: Runtime[Context]) -> dict:
             text = plain_text(state)  # the result, said plainly
     if not state.get("error") and not state.get("failure"):
         if tool.get("status") == "experimental":
-            text = EXPERIMENTAL.format(name=tool["name"]) + text
+            text = EXPERIMENTAL.format(name=tool["name"],
+                                       why=why_experimental(state.get("report") or {})) + text
         text += repaired(state)
     text += "".join(f"\nNote: {warning}." for warning in state.get("warnings") or [])
     if state.get("cached") and not state.get("error"):

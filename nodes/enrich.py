@@ -24,9 +24,10 @@ MAX_REQUEST_CHARS = 4000
 # Fields that belong to one turn; the checkpointer keeps the state across turns.
 PER_TURN = {"standalone_request": "", "plan": {}, "force_synthesis": False, "new_tool": False,
             "search": {}, "decision": "", "judge": {}, "spec": {}, "tests": "",
-            "tests_hash": "", "implementation": "", "report": {}, "tool": {}, "arguments": {},
-            "result": None, "served": False, "cached": False, "error": "", "answer": "",
-            "failure": {}, "repair": {}, "steps": [], "step": 0, "workflow": {}, "memory": ""}
+            "tests_hash": "", "implementation": "", "report": {}, "mutation": {},
+            "strengthen": {}, "tool": {}, "arguments": {}, "result": None, "served": False,
+            "cached": False, "error": "", "answer": "", "failure": {}, "repair": {}, "steps": [],
+            "step": 0, "workflow": {}, "memory": ""}
 
 
 def turn_policy(policy: dict, rule: dict, overrides: dict, model_id: str = "") -> dict:
@@ -41,7 +42,10 @@ def turn_policy(policy: dict, rule: dict, overrides: dict, model_id: str = "") -
                 "max_steps": int(policy["max_steps"]),
                 "workflow_reuse": workflow.get(model_id) or workflow["default"],
                 "workflow_min_successes": int(policy["workflow_min_successes"]),
-                "promotion": policy["promotion"], "memory": policy["memory"]}
+                "promotion": policy["promotion"], "memory": policy["memory"],
+                "min_mutation_score": float(policy["min_mutation_score"]),
+                "max_mutants": int(policy["max_mutants"]),
+                "max_strengthen": int(policy["max_strengthen"])}
     return {**resolved, **overrides}
 
 
@@ -121,5 +125,6 @@ def enrich(state: dict, runtime: Runtime[Context]) -> dict:
     return {**PER_TURN, "request": request, "history": window, "policy": policy,
             "messages": [HumanMessage(request)], "usage": Overwrite({}),
             "attempts": Overwrite(0), "warnings": Overwrite([]), "repairs": Overwrite(0),
-            "feedback": {}, "failure": failure, "step_results": Overwrite([]), "turn": turn,
-            "items": items, "memory": memory_text(older, relevant, memory["summary_turns"])}
+            "strengthened": Overwrite(0), "feedback": {}, "failure": failure,
+            "step_results": Overwrite([]), "turn": turn, "items": items,
+            "memory": memory_text(older, relevant, memory["summary_turns"])}

@@ -6,6 +6,11 @@ does), and a replay of the tool's logged successful executions (up to the policy
 ``replay_limit`` distinct recent inputs, none the user marked wrong) must give the same
 outputs when the fix is called. Anything less refuses the repair and the current version
 stays.
+
+A repair that passes both is then run against its mutants (the mutation gate, as after a
+verification) and its score is kept with the version. It is never strengthened: its suite is
+the frozen one plus the regression tests, and no test of it may change. ``register`` makes a
+repair whose suite is too weak to trust experimental, as it would a new tool.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from .kit.context import Context
 from .kit.dataflow import failure_files
 from .kit.model import StepError
 from .kit.node import event, library, node, sandbox
+from .verify import measure
 
 AT_ONCE = 4  # sandbox runs of a gate that run at the same time
 
@@ -76,5 +82,9 @@ def gate(state: dict, runtime: Runtime[Context]) -> dict:
     else:
         event("gate", f"sandbox: {report.summary()}; {len(past)} past executions replayed "
               "with the same outputs", passed=True)
-    return {"report": report.model_dump(), "attempts": 1,
-            "repair": {**state["repair"], "refused": refused, "replayed": len(past)}}
+    update = {"report": report.model_dump(), "attempts": 1, "mutation": {},
+              "repair": {**state["repair"], "refused": refused, "replayed": len(past)}}
+    limit = state["policy"].get("max_mutants", 0)
+    if not refused and limit > 0:
+        update["mutation"] = measure(runs, code, state["tests"], report, files, limit, "gate")
+    return update

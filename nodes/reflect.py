@@ -37,6 +37,11 @@ REPAIR_INSTRUCTIONS = (
     "the whole corrected module. The frozen tests are kept exactly as they are and must still "
     "pass: do not repeat, rename or change them.")
 EARLIER_REFLECTIONS = 8
+STRENGTHEN_EVIDENCE = (
+    "Your implementation passes its frozen tests, but tests written since to strengthen the "
+    "suite fail on it (they are shown with their failures). If they follow the specification, "
+    "the implementation is wrong: fix it, keeping every frozen test passing, and reply with "
+    "the whole corrected module.")
 
 
 @node("reflect")
@@ -46,12 +51,18 @@ def reflect(state: dict, runtime: Runtime[Context]) -> dict:
         return repair(state, runtime)
     tool_spec = ToolSpec.model_validate(state["spec"])
     report = VerifyReport.model_validate(state["report"])
+    evidence = state.get("strengthen") or {}
+    instructions = INSTRUCTIONS
+    if report.ok and evidence.get("fails_on_implementation"):
+        # Tests offered to strengthen the suite failed here: refused, not frozen, but shown.
+        report = VerifyReport.model_validate(evidence["report"])
+        instructions = STRENGTHEN_EVIDENCE
     failures = [{"name": t.name, "message": t.message[-2000:]} for t in report.failures()]
     detail = "\n\n".join(f"{f['name']}:\n{f['message']}" for f in failures) or report.detail
     body = (implementation_prompt(state) + "\n\nYour implementation:\n"
             + state["implementation"] + f"\n\nResult: {report.summary()}\n{detail}\n"
             + "\n".join(report.collection_errors)[-3000:])
-    reply, usage = invoke_structured(model(runtime), "reflect", INSTRUCTIONS,
+    reply, usage = invoke_structured(model(runtime), "reflect", instructions,
                                      state["standalone_request"], body, ImplReply,
                                      lambda r: check_implementation(r.code, tool_spec))
     library(runtime).log_reflection(tool_spec.name, state.get("attempts", 0), failures,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from langgraph.runtime import Runtime
 
-from sandbox.reports import NOT_A_VERDICT
+from sandbox.reports import NOT_A_VERDICT, MutationReport
 from tools_store.errors import ToolExists
 from tools_store.models import ToolSpec
 
@@ -16,11 +16,34 @@ from .kit.checks import tests_hash
 from .kit.context import Context
 from .kit.model import StepError
 from .kit.node import event, library, node
+from .strengthen import suite_too_weak
+
+
+def _verdict(state: dict) -> tuple[str, str]:
+    """Return the status and the reason: verified only if the suite passed and is strong."""
+    policy = state["policy"]
+    if state["report"].get("status") != "passed":
+        return "experimental", f"created after {state.get('attempts', 0)} failed verifications"
+    if suite_too_weak(state.get("mutation"), policy):
+        summary = MutationReport.model_validate(state["mutation"]).summary()
+        return "experimental", (f"created with a suite too weak to trust: {summary}; "
+                                f"{policy['min_mutation_score']:.0%} needed")
+    return "verified", "created"
+
+
+def with_mutation(state: dict) -> dict:
+    """Return the verification report with the mutation gate's outcome, stored with it."""
+    report = dict(state["report"])
+    if state.get("mutation"):
+        report["mutation"] = state["mutation"]
+        report["gate"] = {"min_mutation_score": state["policy"].get("min_mutation_score"),
+                          "strengthened": state.get("strengthened", 0)}
+    return report
 
 
 @node("register")
 def register(state: dict, runtime: Runtime[Context]) -> dict:
-    """Register the tool: verified when its suite passed, experimental otherwise.
+    """Register the tool: verified when its suite passed and killed enough mutants.
 
     When another session registered the same name meanwhile, its tool serves this request
     (and the answer says so) instead of the turn failing.
@@ -29,12 +52,10 @@ def register(state: dict, runtime: Runtime[Context]) -> dict:
         raise StepError("the tests changed after they were frozen; refusing to register")
     if state.get("failure"):
         return register_repair(state, runtime)
-    report = state["report"]
-    if report.get("status") in NOT_A_VERDICT:
+    if state["report"].get("status") in NOT_A_VERDICT:
         raise StepError("the sandbox never judged this code; refusing to register it")
-    status = "verified" if report.get("status") == "passed" else "experimental"
-    reason = "created" if status == "verified" else (
-        f"created after {state.get('attempts', 0)} failed verifications")
+    status, reason = _verdict(state)
+    report = with_mutation(state)
     lib = library(runtime)
     tool_spec = ToolSpec.model_validate(state["spec"])
     try:
@@ -50,7 +71,7 @@ def register(state: dict, runtime: Runtime[Context]) -> dict:
                          "status": record.status}, "warnings": [note]}
     message = f"registered {record.name} v{record.version} ({status})"
     if status == "experimental":
-        message += ": its tests did not all pass"
+        message += ": " + reason.removeprefix("created ")
     event("register", message, status=status)
     update: dict = {"tool": {"name": record.name, "version": record.version,
                              "status": status}}
@@ -63,7 +84,7 @@ def register(state: dict, runtime: Runtime[Context]) -> dict:
 
 
 def register_repair(state: dict, runtime: Runtime[Context]) -> dict:
-    """Register a repaired version that passed the gate, as verified, and make it current."""
+    """Register a repaired version that passed the gate and make it current."""
     lib = library(runtime)
     repair, failure = state["repair"], state["failure"]
     base = lib.get(state["tool"]["name"], repair["from_version"])
@@ -74,12 +95,17 @@ def register_repair(state: dict, runtime: Runtime[Context]) -> dict:
               "tests_added": repair["tests_added"], "proof": repair["proof"],
               "replayed": repair.get("replayed", 0), "notes": repair.get("notes", ""),
               "session_id": runtime.context.session_id}
-    record = lib.register(base.spec, state["implementation"], state["tests"], state["report"],
-                          status="verified", new_version=True, origin=origin,
-                          components=base.components or None,
-                          reason=f"repair of v{base.version}: {failure['message'][:200]}")
-    was = "" if base.status == "verified" else f", was {base.status}"
-    event("register", f"registered {record.name} v{record.version} (verified{was}): repaired "
-          f"from v{base.version}, now current", status="verified")
-    return {"tool": {"name": record.name, "version": record.version, "status": "verified"},
+    # The gate passed it (old tests, regression tests, replay); "verified" still needs a
+    # suite strong enough to trust, as for a new tool. It is made current either way: it
+    # fixes a failure the current version is known to have.
+    status, reason = _verdict(state)
+    reason = f"repair of v{base.version}: {failure['message'][:200]}" + (
+        "" if status == "verified" else f"; {reason.removeprefix('created ')}")
+    record = lib.register(base.spec, state["implementation"], state["tests"],
+                          with_mutation(state), status=status, new_version=True,
+                          origin=origin, reason=reason, components=base.components or None)
+    was = "" if base.status == status else f", was {base.status}"
+    event("register", f"registered {record.name} v{record.version} ({status}{was}): repaired "
+          f"from v{base.version}, now current", status=status)
+    return {"tool": {"name": record.name, "version": record.version, "status": status},
             "repair": {**repair, "to_version": record.version}}

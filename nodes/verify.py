@@ -1,10 +1,12 @@
-"""verify: run the frozen suite against the implementation in the sandbox."""
+"""verify: run the frozen suite against the implementation; when it passes, its mutants."""
 
 from __future__ import annotations
 
 from langgraph.runtime import Runtime
 
-from sandbox.reports import NOT_A_VERDICT, no_verdict_message
+from sandbox import SandboxError, SandboxUnavailable
+from sandbox.mutation import gate
+from sandbox.reports import NOT_A_VERDICT, MutationReport, no_verdict_message
 
 from .kit.checks import tests_hash
 from .kit.context import Context
@@ -14,16 +16,19 @@ from .kit.node import event, node, sandbox
 
 @node("verify")
 def verify(state: dict, runtime: Runtime[Context]) -> dict:
-    """Verify, after proving the suite is the one that was frozen.
+    """Verify, after proving the suite is the one that was frozen; then measure the suite.
 
     Only a verdict on the code goes on to reflection or registration: a sandbox that could
-    not run, or whose run something outside the code broke (twice), ends the turn.
+    not run, or whose run something outside the code broke (twice), ends the turn. Only a
+    pass that ends nothing gets its mutants run.
     """
     if tests_hash(state["tests"]) != state["tests_hash"]:
         raise StepError("the tests changed after they were frozen; refusing to verify")
-    report = sandbox(runtime).verify(state["implementation"], state["tests"],
-                                     files=runtime.context.input_files)
-    update = {"report": report.model_dump(), "attempts": 1}
+    box = sandbox(runtime)
+    report = box.verify(state["implementation"], state["tests"],
+                        files=runtime.context.input_files)
+    # A new verification: the last strengthening's refusal was about another implementation.
+    update = {"report": report.model_dump(), "attempts": 1, "mutation": {}, "strengthen": {}}
     if report.status in NOT_A_VERDICT:
         update["error"] = (no_verdict_message(report.status, report.detail)
                            + ". Nothing was registered.")
@@ -34,4 +39,27 @@ def verify(state: dict, runtime: Runtime[Context]) -> dict:
     failed = [{"name": t.name, "message": t.message[-400:]} for t in report.failures()]
     event("verify", f"sandbox: {report.summary()}", status=report.status,
           passed=report.passed, failed=report.failed, failures=failed)
+    limit = state["policy"].get("max_mutants", 0)
+    if report.ok and limit > 0 and not update.get("error"):
+        update["mutation"] = measure(box, state["implementation"], state["tests"], report,
+                                     runtime.context.input_files, limit, "verify")
     return update
+
+
+def measure(box, implementation: str, tests: str, report, files, limit: int,
+            step: str) -> dict:
+    """Run a passing suite against the implementation's mutants; return the MutationReport.
+
+    A gate that could not measure says so and gates nothing (an empty score); a sandbox that
+    cannot run at all ends the turn, as in verification.
+    """
+    try:
+        mutation = gate(box, implementation, tests, report, files, limit)
+    except SandboxUnavailable:
+        raise
+    except SandboxError as exc:
+        event(step, f"mutation gate: not measured ({exc})", level="warning")
+        return MutationReport(error=str(exc)).model_dump()
+    event(step, mutation.summary(), score=mutation.score,
+          survivors=[m.description for m in mutation.survivors()])
+    return mutation.model_dump()

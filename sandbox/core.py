@@ -28,6 +28,7 @@ from pydantic import BaseModel, ValidationError
 from .errors import SandboxError, SandboxFault, SandboxUnavailable  # noqa: F401  (re-exported)
 from .reports import CallResult, OutputFile, TestOutcome, VerifyReport
 from .runner import (
+    CONFTEST_FILE,
     FRAME_MARKER,
     MAX_DEPTH,
     REPORT_LIMIT,
@@ -97,17 +98,24 @@ def check_outputs(outputs: list[str] | None) -> list[str]:
 def build_job(mode: str, implementation: str, tests: str | None, inputs: dict[str, bytes],
               limits: Limits, function: str | None = None, args: dict | None = None,
               workdir: str = "/tmp/job", modules: dict[str, str] | None = None,
-              outputs: list[str] | None = None) -> bytes:
-    """Encode one job for the runner: a byte count line, then the JSON."""
+              outputs: list[str] | None = None, conftest: str | None = None,
+              **extra: Any) -> bytes:
+    """Encode one job for the runner: a byte count line, then the JSON.
+
+    ``extra`` carries a mode's own fields (mutate: ``variants``, ``stop_first``,
+    ``variant_timeout``).
+    """
     sources = {**(modules or {}), TOOL_FILE: implementation}
     if tests is not None:
         sources[TEST_FILE] = tests
+    if conftest is not None:
+        sources[CONFTEST_FILE] = conftest
     payload = {
         "mode": mode, "sources": sources, "workdir": workdir,
         "inputs": {name: data.hex() for name, data in inputs.items()},
         "timeout": limits.timeout, "output_limit": limits.output_bytes,
         "function": function, "args": args or {},
-        "outputs": outputs or [], "outputs_limit": limits.output_files_bytes,
+        "outputs": outputs or [], "outputs_limit": limits.output_files_bytes, **extra,
     }
     body = json.dumps(payload).encode()
     return str(len(body)).encode() + b"\n" + body
@@ -287,7 +295,68 @@ def _outside_kill(raw: RawRun) -> str:
 
 def verify_report(raw: RawRun, tests: str, limits: Limits) -> VerifyReport:
     """Turn a run into a verification report, cross-checking the frame against the facts."""
+    return _suite_verdict(raw, parse_frame(raw.output), tests, limits)
+
+
+class _VariantRun(BaseModel):
+    """One variant's run in a mutate job, as the runner saw it."""
+
+    not_run: bool = False
+    timed_out: bool = False
+    child_exit: int | None = None
+    child_signal: int | None = None
+    report: str = ""
+    report_overflow: bool = False
+    report_foreign: bool = False
+    duration: float = 0.0
+    oom_kills: int = 0
+
+
+class _Variants(BaseModel):
+    variants: list[_VariantRun]
+
+
+def variant_reports(raw: RawRun, tests: str, limits: Limits, count: int
+                    ) -> list[VerifyReport | None]:
+    """Turn a mutate run into one report per variant (None: its turn never came).
+
+    Each variant's report gets the same cross-checks as a verification; a run that failed as
+    a whole raises SandboxError, since no variant's verdict can be trusted then.
+    """
     frame = parse_frame(raw.output)
+    # A variant that ran out of memory shows as its own failure; the run as a whole failed
+    # only when it has no frame, timed out, or its report cannot be trusted.
+    if frame is None or frame.error or raw.host_timed_out or frame.timed_out or (
+            _report_refusal(frame)):
+        whole = _suite_verdict(raw, frame, tests, limits)
+        kind = {"unavailable": SandboxUnavailable,
+                "infrastructure": SandboxFault}.get(whole.status, SandboxError)
+        raise kind(f"the mutation run failed: {whole.detail}")
+    try:
+        runs = _Variants.model_validate_json(frame.report).variants
+    except (ValidationError, RecursionError, MemoryError):
+        raise SandboxError("the mutation run's report was malformed") from None
+    if len(runs) != count:
+        raise SandboxError(f"the mutation run reported {len(runs)} variants of {count}")
+    reports: list[VerifyReport | None] = []
+    for run in runs:
+        if run.not_run:
+            reports.append(None)
+            continue
+        one = _Frame(mode="verify", stdout="", stderr="", output_truncated=False,
+                     **run.model_dump(exclude={"not_run"}))
+        report = _suite_verdict(RawRun(output="", exit_code=0, duration=run.duration,
+                                       backend=raw.backend), one, tests, limits)
+        if report.status == "timeout":
+            report = report.model_copy(update={"detail": "the suite ran past this variant's "
+                                                         "time budget"})
+        reports.append(report)
+    return reports
+
+
+def _suite_verdict(raw: RawRun, frame: _Frame | None, tests: str,
+                   limits: Limits) -> VerifyReport:
+    """Judge one run of a suite from its frame and the facts the backend saw."""
     common: dict[str, Any] = {"duration": round(raw.duration, 4), "backend": raw.backend}
     if frame is not None:
         common.update(stdout=frame.stdout, stderr=frame.stderr,
@@ -494,10 +563,13 @@ class Sandbox:
 
     def verify(self, implementation: str, tests: str,
                files: list[str | Path] | dict[str, bytes] | None = None,
-               modules: dict[str, str] | None = None) -> VerifyReport:
+               modules: dict[str, str] | None = None,
+               conftest: str | None = None) -> VerifyReport:
         """Run ``tests`` against ``implementation`` and report each test's outcome.
 
-        ``modules`` are extra source files (name -> code) placed beside the implementation.
+        ``modules`` are extra source files (name -> code) placed beside the implementation;
+        ``conftest`` is fixture code for the suite (it runs beside the tests, never with the
+        implementation), e.g. the benchmark's ``call`` fixture for hidden tests.
         """
         try:
             modules = check_modules(modules)
@@ -507,12 +579,45 @@ class Sandbox:
         try:
             return self._attempts(
                 files, lambda inputs: build_job("verify", implementation, tests, inputs,
-                                                self.limits, modules=modules),
+                                                self.limits, modules=modules,
+                                                conftest=conftest),
                 lambda raw: verify_report(raw, tests, self.limits),
                 lambda why, status: VerifyReport(status=status, detail=why,
                                                  backend=self.backend.name))
         except SandboxUnavailable as exc:
             return unavailable_report(str(exc), self.backend.name)
+
+    def mutate(self, implementation: str, tests: str, variants: list[str],
+               files: list[str | Path] | dict[str, bytes] | None = None,
+               stop_first: list[bool] | None = None, variant_timeout: float = 2.0,
+               conftest: str | None = None) -> list[VerifyReport | None]:
+        """Run ``tests`` against each variant of ``implementation``, all in one sandbox run.
+
+        The suite is collected once, against the implementation; each variant then gets a
+        fresh worker with its code and a fresh fork of the judge, at most ``variant_timeout``
+        seconds, and pytest's ``-x`` unless ``stop_first`` says otherwise for it. Returns one
+        report per variant, None for a variant the run's time limit left no room for. Raises
+        SandboxError when the run as a whole failed (SandboxUnavailable: nothing could run).
+        """
+        if not variants:
+            return []
+        try:
+            inputs = read_inputs(files)
+        except (OSError, ValueError) as exc:
+            raise SandboxError(f"input files: {exc}") from exc
+        job = build_job("mutate", implementation, tests, inputs, self.limits, conftest=conftest,
+                        variants=variants,
+                        stop_first=list(stop_first or [True] * len(variants)),
+                        variant_timeout=variant_timeout)
+        # Like verify: a run broken from outside says nothing about the code, so it is tried
+        # once more on a fresh container before the fault reaches the caller.
+        for attempt in range(self.ATTEMPTS):
+            try:
+                return variant_reports(self.backend.run(job), tests, self.limits, len(variants))
+            except SandboxFault:
+                if attempt == self.ATTEMPTS - 1:
+                    raise
+        return []
 
     def call(self, implementation: str, function: str, args: dict,
              files: list[str | Path] | dict[str, bytes] | None = None,

@@ -1,4 +1,4 @@
-"""What the sandbox reports back: verification reports and call results.
+"""What the sandbox reports back: verification reports, call results, mutation scores.
 
 These cross the boundary between untrusted code and the host, so every field is bounded.
 """
@@ -144,3 +144,63 @@ class CallResult(BaseModel):
         if self.error_type:
             return f"{self.error_type}: {self.error}"
         return self.error or self.status
+
+
+MutantStatus = Literal["killed", "survived", "not_run"]
+
+
+class MutantOutcome(BaseModel):
+    """What the suite did to one mutant of the implementation."""
+
+    id: str = Field(max_length=20)
+    operator: str = Field(max_length=40)
+    line: int = 0
+    description: SafeText = Field(default="", max_length=500)
+    status: MutantStatus
+    killed_by: SafeText = Field(default="", max_length=500,
+                                description="the first failing test, or the run's status")
+    duration: float = 0.0
+    diff: SafeText = Field(default="", max_length=20_000)
+
+
+class MutationReport(BaseModel):
+    """The mutation gate's measure of a suite: the share of mutants it kills."""
+
+    score: float | None = Field(default=None, description="killed / (killed + survived); "
+                                                          "None when no mutant ran")
+    killed: int = 0
+    survived: int = 0
+    not_run: int = 0
+    mutants: list[MutantOutcome] = Field(default_factory=list)
+    error: SafeText = Field(default="", description="why the score could not be measured")
+
+    @classmethod
+    def from_outcomes(cls, outcomes: list[MutantOutcome]) -> MutationReport:
+        """Count the outcomes and compute the score."""
+        killed = sum(o.status == "killed" for o in outcomes)
+        survived = sum(o.status == "survived" for o in outcomes)
+        ran = killed + survived
+        return cls(score=round(killed / ran, 4) if ran else None, killed=killed,
+                   survived=survived, not_run=len(outcomes) - ran, mutants=outcomes)
+
+    def survivors(self) -> list[MutantOutcome]:
+        """Return the mutants the suite did not kill."""
+        return [m for m in self.mutants if m.status == "survived"]
+
+    def summary(self) -> str:
+        """Describe the score in one line."""
+        if self.error:
+            return f"mutation score: not measured ({self.error})"
+        if self.score is None:
+            return "mutation score: n/a (no mutant could be made or run)"
+        line = (f"mutation score {self.score:.2f}: the suite killed {self.killed} of "
+                f"{self.killed + self.survived} mutants")
+        return line + (f" ({self.not_run} not run: time)" if self.not_run else "")
+
+
+def mutation_line(report: dict) -> str:
+    """Describe the mutation score a stored version's report carries, in one line."""
+    mutation = (report or {}).get("mutation")
+    if not mutation:
+        return "mutation score: not measured"
+    return MutationReport.model_validate(mutation).summary()

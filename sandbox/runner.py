@@ -21,9 +21,14 @@ line as the last thing on its own stdout. The host treats that frame as untruste
 A call's declared output files are read after that kill from the worker's data folder, by a
 short-lived child under the implementation's user, and travel in the frame beside the report.
 
+The mutation gate's mode (mutate) runs one suite against several variants of the
+implementation (its mutants): for each, a fresh worker with that code and a fresh judge, with
+a time budget of its own and pytest's ``-x``; the frame carries every judge's report.
+
 Why this module is long: it must be one standard-library file that the sandbox's own
 Python runs as is (no package to import from), and every defence of the verdict — users,
-seccomp, the worker proxy, the private report channel, the frame — has to live in it.
+seccomp, the worker proxy, the private report channel, the frame, the mutate mode's
+supervision — has to live in it.
 """
 
 import base64
@@ -55,6 +60,7 @@ MAX_DEPTH = 64  # how deeply JSON may nest wherever it crosses a boundary
 UIDS_VARIABLE = "SEA_UIDS"  # "runner,tests,implementation": set by the backend
 TOOL_FILE = "tool.py"
 TEST_FILE = "test_tool.py"
+CONFTEST_FILE = "conftest.py"
 
 pytest = None  # imported by main() once the runner is its own user
 
@@ -344,8 +350,20 @@ def _serve(module, text, source):
     return '{"ok": true, "result": ' + encoded + "}"
 
 
+def _sweep_earlier_workers():
+    """Remove the folders an earlier worker of this run left (mutate: they share a user)."""
+    import shutil
+
+    folder = tempfile.gettempdir()
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        if name.startswith(("sea-code-", "sea-data-")) and os.lstat(path).st_uid == os.getuid():
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def _run_worker(job, uid, requests, replies, out_w, err_w, path, data_dir):
     _enter_child(uid, out_w, err_w, keep=(requests, replies))
+    _sweep_earlier_workers()
     code_dir = tempfile.mkdtemp(prefix="sea-code-")
     # Named by the runner, so it can collect a call's output files from here afterwards.
     os.mkdir(data_dir, 0o700)
@@ -482,9 +500,17 @@ class ToolProxy:
             self._hello = hello
         return self._hello
 
+    def switch(self, requests, replies):
+        """Talk to another worker from now on (the mutate mode: one worker per variant)."""
+        self.requests, self.replies = requests, replies
+        self.calls, self.broken, self._hello = 0, "", None
+
     def call(self, name, args, kwargs):
         """Call ``name`` in the worker; return its JSON-decoded result or raise its error."""
         __tracebackhide__ = True
+        hello = self.hello()  # a switched-to worker greets first, once
+        if not hello.get("ok"):
+            raise remote_error(hello.get("error"))
         try:
             if too_deep([*args, *kwargs.values()], MAX_DEPTH + 1):
                 raise DepthError
@@ -591,11 +617,12 @@ class _Collector:
             entry["tool_calls"] = calls
 
 
-def _suite_args(folder, tests):
+def _suite_args(folder, tests, conftest=None, stop_first=False):
     """Lay the suite out in ``folder`` and return pytest's arguments, pinned to that folder.
 
     The configuration file, the root, the conftest search and the temporary folder all stay
-    inside ``folder``, which only this process's user can enter.
+    inside ``folder``, which only this process's user can enter. A ``conftest`` the host sent
+    (fixtures for the suite, never the implementation) is the only conftest pytest sees.
     """
     suite = os.path.join(folder, "suite")
     os.mkdir(suite)
@@ -603,13 +630,17 @@ def _suite_args(folder, tests):
     ini = os.path.join(suite, "pytest.ini")
     _write_text(test_file, tests)
     _write_text(ini, "[pytest]\n")
+    if conftest is not None:
+        _write_text(os.path.join(suite, CONFTEST_FILE), conftest)
     return ["-q", "-p", "no:cacheprovider", "-c", ini, "--rootdir", suite, "--confcutdir",
-            suite, "--basetemp", os.path.join(folder, "tmp"), "-o", "addopts=", test_file]
+            suite, "--basetemp", os.path.join(folder, "tmp"), "-o", "addopts=",
+            *(["-x"] if stop_first else []), test_file]
 
 
 def _judge_suite(job, proxy, report):
     folder = tempfile.mkdtemp(prefix="sea-tests-")
-    args = _suite_args(folder, job["sources"][TEST_FILE])
+    args = _suite_args(folder, job["sources"][TEST_FILE], job["sources"].get(CONFTEST_FILE),
+                       bool(job.get("stop_first")))
     data = os.path.join(folder, "data")
     os.mkdir(data)
     _write_inputs(job, data)
@@ -619,6 +650,148 @@ def _judge_suite(job, proxy, report):
     _send_report(report, {"exitstatus": exitstatus, "tests": collector.tests,
                           "collection_errors": collector.collection_errors})
     return exitstatus
+
+
+def _variant_loop(job, proxy, collector, report, control):
+    """Return a pytest plugin that runs the collected suite once per variant.
+
+    The suite is collected once (against the implementation's worker); then, for each
+    variant, the runner starts a fresh worker with that code, and a fork of this judge runs
+    every collected test against it, so no variant sees another's test state. Each fork has a
+    time budget; a variant the job's time cannot cover is not run.
+    """
+    variants = job["variants"]
+    stop_first = job.get("stop_first") or []
+    budget = float(job.get("variant_timeout", 2.0))
+    deadline = time.monotonic() + float(job.get("timeout", 30)) - 1.0
+
+    class VariantLoop:
+        def __init__(self):
+            self.results = []
+
+        @pytest.hookimpl(tryfirst=True)
+        def pytest_runtestloop(self, session):
+            if collector.collection_errors:
+                return True  # every variant gets the collection's errors
+            for index in range(len(variants)):
+                left = deadline - time.monotonic()
+                if left < min(budget, 0.2) or not _next_worker(control, proxy, index):
+                    self.results.append({"not_run": True})
+                    continue
+                first = bool(stop_first[index]) if index < len(stop_first) else True
+                self.results.append(_run_variant(session, proxy, collector, first,
+                                                 min(budget, left),
+                                                 (report, control.fileno())))
+            return True
+
+    return VariantLoop()
+
+
+def _next_worker(control, proxy, index):
+    """Ask the runner for a fresh worker running variant ``index``; switch the proxy to it."""
+    try:
+        control.sendall(struct.pack(">I", index))
+        _, fds, _, _ = socket.recv_fds(control, 16, 2)
+    except OSError:
+        return False
+    if len(fds) != 2:
+        for fd in fds:
+            os.close(fd)
+        return False
+    for fd in (proxy.requests, proxy.replies):
+        os.close(fd)
+    proxy.switch(*fds)
+    return True
+
+
+def _run_variant(session, proxy, collector, stop_first, budget, private):
+    """Run the collected tests in a fork against the current worker; return its verdict."""
+    started = time.monotonic()
+    result_r, result_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(result_r)
+        for fd in private:  # the tests run here: they get neither the report nor the control
+            os.close(fd)
+        code = 70
+        try:
+            code = _run_items(session, collector, stop_first, result_w)
+        finally:
+            os._exit(code)
+    os.close(result_w)
+    data, status, timed_out, ended = bytearray(), None, False, False
+
+    def drain(wait):
+        nonlocal data, ended
+        while not ended and time.monotonic() - started <= budget and select.select(
+                [result_r], [], [], wait)[0]:
+            chunk = os.read(result_r, 65536)
+            ended = not chunk
+            data += chunk[:max(0, REPORT_LIMIT - len(data))]
+
+    while status is None:
+        if time.monotonic() - started > budget:
+            timed_out = True
+            os.kill(pid, signal.SIGKILL)
+            _, status = os.waitpid(pid, 0)
+            break
+        drain(0.01)
+        done, raw = os.waitpid(pid, os.WNOHANG)
+        if done:
+            status = raw
+            drain(0)  # what it wrote just before it ended (a process it started may hold the
+        elif ended:  # pipe open: the fork's own end is what counts)
+            time.sleep(0.002)
+    os.close(result_r)
+    return {"timed_out": timed_out,
+            "child_exit": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
+            "child_signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
+            "report": bytes(data).decode("utf-8", errors="replace"),
+            "duration": round(time.monotonic() - started, 4)}
+
+
+def _run_items(session, collector, stop_first, result_w):
+    """Run every collected test once (stopping at the first failure if asked); report it."""
+    collector.tests = []
+    session.config.option.maxfail = 1 if stop_first else 0
+    if stop_first:  # a mutant's verdict needs the failing test's name, not its traceback
+        session.config.option.tbstyle = "line"
+    session.shouldfail = session.shouldstop = False
+    session.testsfailed = 0
+    items = session.items
+    for index, item in enumerate(items):
+        following = items[index + 1] if index + 1 < len(items) else None
+        item.config.hook.pytest_runtest_protocol(item=item, nextitem=following)
+        if session.shouldfail or session.shouldstop:
+            break
+    exitstatus = 1 if session.testsfailed else (0 if items else 5)
+    for test in collector.tests:
+        test["message"] = test["message"][-3000:]
+    _write_all(result_w, json.dumps({"exitstatus": exitstatus, "tests": collector.tests,
+                                     "collection_errors": []}).encode("utf-8"))
+    return exitstatus
+
+
+def _judge_variants(job, proxy, report, control):
+    folder = tempfile.mkdtemp(prefix="sea-tests-")
+    args = _suite_args(folder, job["sources"][TEST_FILE], job["sources"].get(CONFTEST_FILE))
+    data = os.path.join(folder, "data")
+    os.mkdir(data)
+    _write_inputs(job, data)
+    os.chdir(data)
+    collector = _Collector(proxy)
+    loop = _variant_loop(job, proxy, collector, report,
+                         socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=control))
+    # Output is captured per process (sys), never in files the forks would share.
+    exitstatus = int(pytest.main(["--capture=sys", "-p", "no:logging", *args],
+                                 plugins=[collector, loop]))
+    runs = loop.results
+    if collector.collection_errors or len(runs) != len(job["variants"]):
+        runs = [{"report": json.dumps({"exitstatus": exitstatus, "tests": [],
+                                       "collection_errors": collector.collection_errors}),
+                 "child_exit": exitstatus}] * len(job["variants"])
+    _send_report(report, {"variants": runs})
+    return 0
 
 
 def _judge_call(job, proxy, report):
@@ -644,13 +817,16 @@ def _send_report(fd, payload):
     _write_all(fd, json.dumps(payload).encode("utf-8"))
 
 
-def _run_judge(job, uid, requests, replies, report, out_w, err_w):
-    _enter_child(uid, out_w, err_w, keep=(requests, replies, report))
+def _run_judge(job, uid, requests, replies, report, out_w, err_w, control=None):
+    _enter_child(uid, out_w, err_w, keep=(requests, replies, report) + (
+        (control,) if control is not None else ()))
     _prctl(PR_SET_DUMPABLE, 0)
     proxy = ToolProxy(requests, replies)
     sys.meta_path.insert(0, ToolFinder(proxy))
     if job["mode"] == "verify":
         return _judge_suite(job, proxy, report)
+    if job["mode"] == "mutate":
+        return _judge_variants(job, proxy, report, control)
     return _judge_call(job, proxy, report)
 
 
@@ -849,49 +1025,100 @@ def _read_job():
     return json.loads(data.decode("utf-8"))
 
 
-def main():
-    """Run the one job this runner was started for."""
-    global pytest
-    try:
-        uids, setup_error = _supervise(), ""
-    except Exception as exc:  # the job must not run without its users and filter
-        uids, setup_error = None, f"the sandbox runner could not separate its users: {exc}"
-    path = list(sys.path)
-    if not setup_error:
-        import pytest
-        # A job already waiting means a cold start: warming up would only delay it.
-        if not select.select([sys.stdin], [], [], 0)[0]:
-            _warm_up(path)
-    sys.stdout.write(READY_LINE)
-    sys.stdout.flush()
-    job = _read_job()
-    if setup_error:
-        _write_frame(_frame(job.get("mode", ""), error=setup_error))
-        os._exit(0)
-    started = time.monotonic()
-    oom_kills = _oom_kills()
-    cap = int(job.get("output_limit", 64 * 1024))
-    timeout = float(job.get("timeout", 30))
+def _reap(deadline, which=-1):
+    """Collect exited children (a killed run leaves them), so none holds a pid slot."""
+    while True:
+        try:
+            pid, _ = os.waitpid(which, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.002)
 
+
+def _start_worker(job, code, uids, path, out_w, err_w):
+    """Fork a worker for ``code``; return its pid, the judge's ends of its pipes, its data folder.
+
+    The worker gets the implementation and the modules shipped beside it, never the tests or
+    their fixtures; its data folder is named here, so a call's output files can be collected
+    from it after the run.
+    """
     requests_r, requests_w = os.pipe()
     replies_r, replies_w = os.pipe()
+    sources = {name: text for name, text in job["sources"].items()
+               if name not in (TEST_FILE, CONFTEST_FILE)}
+    sources[TOOL_FILE] = code
+    data_dir = os.path.join(tempfile.gettempdir(), "sea-data-" + os.urandom(8).hex())
+    pid = os.fork()
+    if pid == 0:
+        # Its first act closes every descriptor but these: never the report or the control.
+        _child(_run_worker, {**job, "sources": sources}, uids["worker"],
+               requests_r, replies_w, out_w, err_w, path, data_dir)
+    os.close(requests_r)
+    os.close(replies_w)
+    return pid, requests_w, replies_r, data_dir
+
+
+class _Workers:
+    """The mutate mode's workers: one at a time, each fresh, started when the judge asks."""
+
+    def __init__(self, job, uids, path, control):
+        self.job, self.uids, self.path, self.control = job, uids, path, control
+        self.pid = None
+        self.devnull = os.open(os.devnull, os.O_WRONLY)
+
+    def serve(self):
+        """Answer one request: end the last worker, start the asked variant's, pass its ends."""
+        request = self.control.recv(4)
+        if len(request) != 4:
+            return False
+        (index,) = struct.unpack(">I", request)
+        variants = self.job.get("variants") or []
+        if self.pid is not None:
+            try:
+                os.killpg(self.pid, signal.SIGKILL)  # the worker and what it started
+            except OSError:
+                pass
+            _reap(time.monotonic() + 0.5, self.pid)
+            self.pid = None
+        if index >= len(variants):
+            self.control.sendall(b"no")
+            return True
+        self.pid, requests_w, replies_r, _ = _start_worker(
+            self.job, variants[index], self.uids, self.path, self.devnull, self.devnull)
+        socket.send_fds(self.control, [b"ok"], [requests_w, replies_r])
+        os.close(requests_w)
+        os.close(replies_r)
+        return True
+
+
+def _run_once(job, uids, path, cap, timeout):
+    """Run one judge against its worker(s); return what was seen, every process killed after."""
+    started = time.monotonic()
+    oom_kills = _oom_kills()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
-    data_dir = os.path.join(tempfile.gettempdir(), "sea-data-" + os.urandom(8).hex())
-    if os.fork() == 0:
-        _child(_run_worker, job, uids["worker"], requests_r, replies_w, out_w, err_w, path,
-               data_dir)
-    # Made after the worker exists, so the implementation never holds it.
+    _, requests_w, replies_r, data_dir = _start_worker(job, job["sources"][TOOL_FILE], uids,
+                                                       path, out_w, err_w)
+    # Made after the first worker exists, so the implementation never holds them.
     collector_end, judge_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     collector_end.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    workers = control_end = None
+    if job["mode"] == "mutate":
+        control_end, judge_control = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        workers = _Workers(job, uids, path, control_end)
     judge = os.fork()
     if judge == 0:
         collector_end.close()
         _child(_run_judge, job, uids["tests"], requests_w, replies_r, judge_end.fileno(),
-               out_w, err_w)
+               out_w, err_w, judge_control.fileno() if workers else None)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # nothing may interrupt us into silence
     judge_end.close()
-    for fd in (requests_r, requests_w, replies_r, replies_w, out_w, err_w):
+    if workers:
+        judge_control.close()
+    for fd in (requests_w, replies_r, out_w, err_w):
         os.close(fd)
 
     report_fd = collector_end.fileno()
@@ -917,8 +1144,14 @@ def main():
         # worker still holds the output pipes open; once it is gone, drain once and stop.
         finished = status is not None and report_fd not in open_fds
         wait = 0.0 if finished else (0.02 if report_fd in open_fds else 0.002)
-        readable, _, _ = select.select(list(open_fds), [], [], wait)
+        # In mutate mode the judge also asks, on its control socket, for each mutant's worker.
+        watched = list(open_fds) + ([control_end] if workers else [])
+        readable, _, _ = select.select(watched, [], [], wait)
         for fd in readable:
+            if fd is control_end:
+                if not workers.serve():
+                    workers = None  # the judge is done asking
+                continue
             if fd == report_fd:
                 chunk, ancillary, _, _ = collector_end.recvmsg(65536, credentials)
                 if chunk and _sender(ancillary) != (judge, uids["tests"]):
@@ -948,6 +1181,12 @@ def main():
             _, status = os.waitpid(judge, 0)
         except ChildProcessError:
             status = None
+    _reap(time.monotonic() + 1.0)
+    collector_end.close()
+    if control_end is not None:
+        control_end.close()
+    for fd in (out_r, err_r):
+        os.close(fd)
 
     child_exit = None
     child_signal = None
@@ -959,15 +1198,39 @@ def main():
     files = {}
     if job["mode"] == "call" and job.get("outputs") and not timed_out:
         files = _outputs(job, uids["worker"], data_dir)
-    _write_frame(_frame(
-        job["mode"], timed_out=timed_out, child_exit=child_exit, child_signal=child_signal,
-        report=bytes(buffers[report_fd]).decode("utf-8", errors="replace"),
-        report_overflow=overflow[report_fd], report_foreign=foreign,
-        stdout=bytes(buffers[out_r]).decode("utf-8", errors="replace"),
-        stderr=bytes(buffers[err_r]).decode("utf-8", errors="replace"),
-        output_truncated=overflow[out_r] or overflow[err_r],
-        duration=round(time.monotonic() - started, 4), oom_kills=_oom_kills() - oom_kills,
-        files=files))
+    return {"files": files, "timed_out": timed_out, "child_exit": child_exit,
+            "child_signal": child_signal,
+            "report": bytes(buffers[report_fd]).decode("utf-8", errors="replace"),
+            "report_overflow": overflow[report_fd], "report_foreign": foreign,
+            "stdout": bytes(buffers[out_r]).decode("utf-8", errors="replace"),
+            "stderr": bytes(buffers[err_r]).decode("utf-8", errors="replace"),
+            "output_truncated": overflow[out_r] or overflow[err_r],
+            "duration": round(time.monotonic() - started, 4),
+            "oom_kills": _oom_kills() - oom_kills}
+
+
+def main():
+    """Run the one job this runner was started for."""
+    global pytest
+    try:
+        uids, setup_error = _supervise(), ""
+    except Exception as exc:  # the job must not run without its users and filter
+        uids, setup_error = None, f"the sandbox runner could not separate its users: {exc}"
+    path = list(sys.path)
+    if not setup_error:
+        import pytest
+        # A job already waiting means a cold start: warming up would only delay it.
+        if not select.select([sys.stdin], [], [], 0)[0]:
+            _warm_up(path)
+    sys.stdout.write(READY_LINE)
+    sys.stdout.flush()
+    job = _read_job()
+    if setup_error:
+        _write_frame(_frame(job.get("mode", ""), error=setup_error))
+        os._exit(0)
+    cap = int(job.get("output_limit", 64 * 1024))
+    run = _run_once(job, uids, path, cap, float(job.get("timeout", 30)))
+    _write_frame(_frame(job["mode"], **run))
     os._exit(0)
 
 

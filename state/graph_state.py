@@ -45,6 +45,9 @@ class AgentState(TypedDict, total=False):
     implementation: str  # the current implementation
     report: dict  # the last VerifyReport
     attempts: Annotated[int, operator.add]  # implementations verified this turn
+    mutation: dict  # MutationReport of the passing suite on its implementation (the gate)
+    strengthen: dict  # the last strengthening: outcome, reason, the tests offered
+    strengthened: Annotated[int, operator.add]  # strengthening rounds this turn
     tool: dict  # name, version, status of the tool in use
     arguments: dict  # validated arguments of the call
     result: Any  # the raw result of the call

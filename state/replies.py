@@ -95,6 +95,16 @@ class TestsReply(BaseModel):
                                    "`from tool import NAME`")
 
 
+class StrengthenReply(BaseModel):
+    """New tests that make a passing suite kill the mutants it let survive."""
+
+    __test__ = False
+
+    tests: str = Field(description="only the NEW pytest test functions (and any imports they "
+                                   "need), to be appended to the frozen suite unchanged")
+    notes: str = ""
+
+
 class ImplReply(BaseModel):
     """An implementation of the spec."""
 

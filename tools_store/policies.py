@@ -36,6 +36,12 @@ DEFAULT_POLICY = {
     "cache_ttl_seconds": 86400,  # a deterministic tool's cached result; 0 turns it off
     "max_retries": 2,
     "min_tests": 3,
+    # The mutation gate: a passing suite must kill this share of its implementation's
+    # mutants (at most max_mutants of them; 0 turns the gate off) before the tool counts as
+    # verified; a weaker suite is sent back to be strengthened, at most max_strengthen times.
+    "min_mutation_score": 0.7,
+    "max_mutants": 20,
+    "max_strengthen": 2,
     "history_turns": 6,
     # Per embedding model: how its thresholds were calibrated (`sea policy tune --apply`
     # records its run here); a model without an entry runs on defaults.
@@ -61,7 +67,8 @@ DEFAULT_POLICY = {
 NUMBER_RANGES = {"reuse": (0.0, 1.01), "verify": (0.0, 1.0), "evidence": (0.0, 1.0),
                  "similarity": (0.0, 1.0), "success": (0.0, 1.0), "usage": (0.0, 1.0)}
 WHOLE_RANGES = {"judge_candidates": (1, 10), "cache_ttl_seconds": (0, 10**8),
-                "max_retries": (0, 10), "min_tests": (1, 50), "history_turns": (0, 50)}
+                "max_retries": (0, 10), "min_tests": (1, 50), "history_turns": (0, 50),
+                "max_mutants": (0, 100), "max_strengthen": (0, 10)}
 # Plans and learned workflows: a bound on a plan's length, the evidence before a workflow reruns.
 WHOLE_RANGES.update(max_steps=(1, 20), workflow_min_successes=(1, 1000))
 
@@ -154,7 +161,7 @@ def settable_keys(policy: dict, model_id: str) -> list[str]:
     """Return the dotted keys a person may set for this embedding model."""
     return ([f"thresholds.{model_id}.{name}" for name in ("reuse", "verify", "evidence")]
             + [f"weights.{name}" for name in policy["weights"]]
-            + ["judge_candidates", "word_checks"]
+            + ["judge_candidates", "word_checks", "min_mutation_score"]
             + [name for name in WHOLE_RANGES if name != "judge_candidates"])
 
 
@@ -201,6 +208,9 @@ def check(policy: dict) -> None:
         value = policy[name]
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise PolicyError(f"{name} must be a whole number from {low} to {high}")
+    score = policy["min_mutation_score"]
+    if isinstance(score, bool) or not isinstance(score, int | float) or not 0 <= score <= 1:
+        raise PolicyError("min_mutation_score must be a number from 0 to 1")
     if not isinstance(policy["word_checks"], bool):
         raise PolicyError("word_checks must be true or false")
     unknown = set(policy) - set(DEFAULT_POLICY)

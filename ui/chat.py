@@ -118,8 +118,9 @@ def render_turn(turn: dict, session: str, last: bool) -> None:
                 submit(session, turn["request"])
         else:
             if kind == "experimental":
-                st.warning(label(f"{turn['tool']} is experimental: it did not pass all of its "
-                                 "tests, so check this result."))
+                # The answer says why (failing tests, or a suite too weak to trust).
+                st.warning(label(f"{turn['tool']} is experimental: it is not verified, so "
+                                 "check this result."))
             st.text(turn["answer"])
             render_result(turn["result"], f"{session}-{turn['turn']}",
                           backend.session_dir(session))

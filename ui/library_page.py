@@ -15,6 +15,7 @@ import streamlit as st
 
 from nodes.decide import preview
 from nodes.kit import services
+from sandbox.reports import mutation_line
 from tools_store.models import ToolRecord
 
 from . import backend
@@ -233,6 +234,7 @@ def library_page() -> None:
         record = active[names.index(chosen)]
         st.subheader(f"{record.name} v{record.version} · {record.status}")
         st.caption(label(f"used {record.uses}× · {rate_text(record)}"))
+        st.caption(label(mutation_line(record.report)))
         tool_panel(record)
     retired = [t for t in tools if t.status == "retired"]
     if retired:

@@ -20,6 +20,7 @@ import streamlit as st
 STEP_LABELS = {"warm-up": "Start-up", "enrich": "Context", "plan": "Plan", "retrieve": "Search",
                "decide": "Decision", "spec": "Specification", "tests": "Tests",
                "impl": "Implementation", "verify": "Sandbox", "reflect": "Reflection",
+               "strengthen": "Strengthening",
                "register": "Registration", "execute": "Execution", "answer": "Answer",
                "feedback": "Feedback", "gate": "Repair gate", "learn": "Learning"}
 # Token usage is counted per model call: the execute step's call extracts the arguments.

@@ -2,6 +2,10 @@
 
 Generated code and tests are checked statically, before anything reaches the sandbox; call
 arguments, results and replayed outputs are checked against the spec and the log.
+
+Why this module is long: the three ways a suite is written or grown (the first suite, a
+repair's regression tests, the mutation gate's added tests) must be judged by the same AST
+helpers, so that no path accepts a test another would refuse as hollow or as a rewrite.
 """
 
 from __future__ import annotations
@@ -60,9 +64,7 @@ def check_tests(tests: str, spec: ToolSpec, min_tests: int) -> None:
         raise ValueError(f"the suite declares {len(names)} tests; at least {min_tests} needed")
     functions = [n for n in ast.walk(tree)
                  if isinstance(n, ast.FunctionDef) and n.name.startswith("test")]
-    without = [f.name for f in functions if not any(
-        isinstance(n, ast.Assert) or (isinstance(n, ast.With) and "raises" in ast.unparse(n))
-        for n in ast.walk(f))]
+    without = [f.name for f in functions if not _asserts(f)]
     if without:
         raise ValueError(f"tests without assertions: {', '.join(without)}")
     hollow = [f.name for f in functions if not any(_can_fail(n) for n in _reachable(f.body))]
@@ -259,10 +261,21 @@ def check_regression(test: str, spec: ToolSpec, frozen: str) -> list[str]:
     return sorted(declared_tests(test))
 
 
-def extend_suite(frozen: str, regression: str, label: str) -> str:
-    """Return the frozen suite, byte-for-byte, with the regression tests appended."""
+def extend_suite(frozen: str, added: str, label: str, frozen_hash: str | None = None) -> str:
+    """Return the frozen suite, byte-for-byte, with ``added`` appended under a comment.
+
+    Both ways a suite grows (a repair's regression tests, the mutation gate's strengthening)
+    come through here, so neither can weaken the frozen tests: with ``frozen_hash`` the suite
+    must still be the one that was frozen, and the result must start with it unchanged.
+    """
+    if frozen_hash is not None and tests_hash(frozen) != frozen_hash:
+        raise ValueError("the suite changed after it was frozen")
     joint = "" if frozen.endswith("\n") or not frozen else "\n"
-    return f"{frozen}{joint}\n\n# Regression tests added by {label}\n{regression.strip()}\n"
+    extended = f"{frozen}{joint}\n\n# Tests added by {label}\n{added.strip()}\n"
+    if not extended.startswith(frozen) or (
+            frozen_hash is not None and tests_hash(extended[:len(frozen)]) != frozen_hash):
+        raise ValueError("the frozen suite would not be kept byte for byte")
+    return extended
 
 
 def same_output(new, old) -> bool:
@@ -276,3 +289,54 @@ def same_output(new, old) -> bool:
     if isinstance(new, dict) and isinstance(old, dict):
         return new.keys() == old.keys() and all(same_output(new[k], old[k]) for k in new)
     return new == old
+
+
+def _bindings(tree: ast.Module) -> dict[str, str]:
+    """Map each top-level name a module binds to how it binds it (imports by their text)."""
+    bound: dict[str, str] = {}
+    for statement in tree.body:
+        if isinstance(statement, ast.Import | ast.ImportFrom):
+            module = getattr(statement, "module", None) or ""
+            for alias in statement.names:
+                name = (alias.asname or alias.name).split(".")[0]
+                bound[name] = f"import {module}:{alias.name}:{alias.asname}"
+        elif isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            bound[statement.name] = "definition"
+        else:
+            for node in ast.walk(statement):
+                if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                    bound[node.id] = "assignment"
+    return bound
+
+
+def _asserts(function: ast.FunctionDef) -> bool:
+    return any(isinstance(n, ast.Assert) or (isinstance(n, ast.With) and "raises"
+                                             in ast.unparse(n)) for n in ast.walk(function))
+
+
+def check_added_tests(suite: str, added: str) -> None:
+    """Raise ValueError unless ``added`` only adds tests to ``suite``, weakening none of it.
+
+    Only new test functions (and imports of names the suite does not bind otherwise) may be
+    added: no module-level code, no redefined names, no ``global``, every test asserting.
+    """
+    tree = _parse(added, "added tests")
+    old = _bindings(_parse(suite, "test suite"))
+    tests = []
+    for statement in tree.body:
+        if isinstance(statement, ast.FunctionDef) and statement.name.startswith("test"):
+            tests.append(statement)
+        elif not isinstance(statement, ast.Import | ast.ImportFrom):
+            raise ValueError(f"line {statement.lineno}: only new test functions and imports "
+                             "may be added, nothing else at module level")
+    if not tests:
+        raise ValueError("no new test function (def test_...) was given")
+    for name, how in _bindings(tree).items():
+        if name in old and (how == "definition" or old[name] != how):
+            raise ValueError(f"{name!r} is already defined in the suite: existing tests and "
+                             "names cannot be replaced; give new tests new names")
+    if any(isinstance(n, ast.Global | ast.Nonlocal) for n in ast.walk(tree)):
+        raise ValueError("added tests may not use global or nonlocal")
+    without = [f.name for f in tests if not _asserts(f)]
+    if without:
+        raise ValueError(f"tests without assertions: {', '.join(without)}")

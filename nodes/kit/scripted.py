@@ -21,7 +21,8 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 
 from .context import DEMO_SCRIPT  # noqa: F401  (re-exported: the demo's script)
 
-STEPS = ("plan", "judge", "spec", "tests", "impl", "reflect", "repair", "args", "answer")
+STEPS = ("plan", "judge", "spec", "tests", "impl", "reflect", "repair", "strengthen", "args",
+         "answer")
 
 
 class ScriptError(ValueError):

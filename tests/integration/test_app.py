@@ -213,6 +213,15 @@ def test_an_uploaded_csv_is_read_by_a_tool_and_its_output_offered(app, data_home
     assert at.get("download_button")[0].proto.label == "Download CSV"
 
 
+def test_the_library_page_shows_the_mutation_score(app):
+    at = ask(app(), "convert 100 degrees Fahrenheit to Celsius")
+    at.switch_page("views/library.py").run()
+    assert not at.exception, at.exception
+    shown = [c.value.replace("\\", "") for c in at.caption]  # label() escapes punctuation
+    assert any(re.fullmatch(r"mutation score \d\.\d\d: the suite killed \d+ of \d+ mutants.*",
+                            value) for value in shown), shown
+
+
 def test_library_try_rollback_retire_and_restore(app):
     from tools_store.library import ToolLibrary
 

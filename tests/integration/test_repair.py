@@ -77,6 +77,8 @@ def test_a_tool_failing_on_an_edge_input_is_repaired_into_v2_and_serves(make_age
     # The old suite is kept byte-for-byte; the repair added exactly its regression test.
     assert v2.tests.startswith(v1.tests)
     assert declared_tests(v2.tests) - declared_tests(v1.tests) == {REGRESSION}
+    # The repair gate ran the repaired suite against v2's mutants; the score stays with v2.
+    assert v2.report["mutation"]["score"] >= v2.report["gate"]["min_mutation_score"]
     # Proven again here: the regression test fails on v1 and passes on v2.
     regression = v2.tests[len(v1.tests):]
     assert docker_sandbox.verify(v1.code, regression).status == "failed"

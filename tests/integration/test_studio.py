@@ -36,6 +36,9 @@ def test_langgraph_dev_serves_the_graph(docker_sandbox, tmp_path):
         # The repair loop: a failure in use (or a thumbs-down) -> reflect -> gate.
         assert {("execute", "reflect"), ("reflect", "gate"), ("gate", "register"),
                 ("gate", "reflect"), ("enrich", "feedback"), ("feedback", "reflect")} <= conditional
+        # The mutation gate's loop: Studio draws every way out of strengthen.
+        assert {("verify", "strengthen"), ("strengthen", "strengthen"),
+                ("strengthen", "reflect"), ("strengthen", "register")} <= conditional
         thread = client.threads.create()
         route = []
         for part in client.runs.stream(

@@ -261,17 +261,24 @@ class FakeSandbox:
 
     ``files`` says which files a function writes (name -> bytes); a function in ``failing``
     raises instead of answering.
+
+    Mutants: every one is killed, unless the sandbox is ``weak`` and the suite lacks the
+    marker ``# strong``. A run of the implementation itself among the variants (a
+    strengthening) fails on the suite's last test while the suite says ``# fails-on-impl`` and
+    the implementation does not say ``# fixed``.
     """
 
     def __init__(self, results: dict[str, object] | None = None,
                  files: dict[str, dict[str, bytes]] | None = None,
-                 failing: dict[str, str] | None = None):
+                 failing: dict[str, str] | None = None, weak: bool = False):
         self.results = results or {}
         self.files = files or {}
         self.failing = failing or {}
+        self.weak = weak
         self.verified: list[str] = []
         self.calls: list[tuple[str, dict]] = []
         self.given: list[dict[str, bytes]] = []
+        self.mutated: list[str] = []
 
     def verify(self, implementation: str, tests: str, files=None, modules=None) -> VerifyReport:
         self.verified.append(implementation)
@@ -306,3 +313,21 @@ class FakeSandbox:
             OutputFile(name=n, size=len(written[n]), content=written[n],
                        sha256=hashlib.sha256(written[n]).hexdigest()) if n in written
             else OutputFile(name=n, error="the tool did not write it") for n in outputs or []])
+
+    def mutate(self, implementation: str, tests: str, variants: list[str], files=None,
+               stop_first=None, variant_timeout: float = 2.0, conftest=None
+               ) -> list[VerifyReport]:
+        self.mutated.append(tests)
+        last = sorted(declared_tests(tests))[-1]
+        passed = VerifyReport(status="passed", passed=1,
+                              tests=[TestOutcome(name=last, outcome="passed")])
+        failed = VerifyReport(status="failed", failed=1, tests=[
+            TestOutcome(name=last, outcome="failed", message="assert 1 == 2")])
+        reports = []
+        for code in variants:
+            if code == implementation:
+                wrong = "# fails-on-impl" in tests and "# fixed" not in implementation
+                reports.append(failed if wrong else passed)
+            else:
+                reports.append(passed if self.weak and "# strong" not in tests else failed)
+        return reports
