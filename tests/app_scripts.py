@@ -42,9 +42,10 @@ CSV_CODE = '''import csv
 def column_totals(filename: str) -> str:
     """Return CSV text with the total of each numeric column of a CSV file."""
     with open(filename, newline="") as handle:
-        rows = list(csv.DictReader(handle))
+        reader = csv.DictReader(handle)
+        rows = list(reader)
     lines = ["column,total"]
-    for column in rows[0] if rows else []:
+    for column in reader.fieldnames or []:
         try:
             total = sum(float(row[column]) for row in rows)
         except ValueError:

@@ -241,13 +241,17 @@ def test_upload_a_csv_a_tool_reads_it_and_its_output_downloads(served):
 
 
 def test_try_a_tool_from_the_library_and_roll_it_back(served):
+    from playwright.sync_api import expect
+
     from tools_store.library import ToolLibrary
 
     page = open_chat(served)
     library = ToolLibrary(schema=served["schema"])
+    turns = 1  # the call after the rollback
     if not library.name_taken("fahrenheit_to_celsius"):
         send(page, "convert 100 degrees Fahrenheit to Celsius")
         page.get_by_text("100 °F is 37.78 °C.", exact=True).wait_for(timeout=LONG)
+        turns += 1
     current = library.get("fahrenheit_to_celsius")
     library.register(current.spec, current.code.replace("round(", "1 + round("), current.tests,
                      reason="an explicit update", new_version=True)
@@ -269,8 +273,12 @@ def test_try_a_tool_from_the_library_and_roll_it_back(served):
     page.get_by_text("98.6 °F is 37.0 °C.", exact=True).wait_for(timeout=LONG)
     page.get_by_text(f"fahrenheit_to_celsius v{current.version} (verified)",
                      exact=True).last.wait_for()
-    page.get_by_text(re.compile(r"^Trace: ")).last.click()
-    page.get_by_text("Execution — result: 37.0", exact=True).wait_for()  # v2 would say 38.0
+    # Each turn's trace renders after its answer: wait for this turn's, then open it.
+    traces = page.get_by_text(re.compile(r"^Trace: "))
+    expect(traces).to_have_count(turns, timeout=30_000)
+    traces.last.click()
+    # v2 would say 38.0; the line goes on to say where the result is kept.
+    page.get_by_text(re.compile(r"^Execution — result: 37\.0 ")).wait_for()
     shot(page, "after-rollback-call")
     page.close()
 

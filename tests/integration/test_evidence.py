@@ -158,7 +158,11 @@ def stamp_agent(make_agent, tmp_path, deterministic: bool):
                {"step": "impl", "match": "", "reply": {"code": STAMP.format(offset=0)}},
                {"step": "args", "match": "", "reply": {"arguments": {"x": 5}}},
                {"step": "answer", "match": "", "reply": {"answer": "stamped"}}]
-    return make_agent(write_script(tmp_path, replies))
+    agent = make_agent(write_script(tmp_path, replies))
+    # A clock-reading tool cannot have a suite that kills its mutants; these tests are about
+    # the cache, so the mutation gate is off for them.
+    library_of(agent).set_policy({"max_mutants": 0}, "tests of the cache: no mutation gate")
+    return agent
 
 
 def test_a_deterministic_tool_is_served_from_the_cache_until_a_new_version(make_agent,

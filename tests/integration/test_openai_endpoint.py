@@ -20,13 +20,16 @@ from nodes.kit.scripted import DEMO_SCRIPT, ScriptedChatModel
 # schema the prompt asks for (the implementation schema serves impl and reflect alike).
 STEP_OF_SCHEMA = {"PlanReply": "plan", "JudgeReply": "judge", "SpecReply": "spec",
                   "TestsReply": "tests", "ImplReply": "impl", "ArgsReply": "args",
-                  "AnswerReply": "answer"}
+                  "AnswerReply": "answer", "StrengthenReply": "strengthen",
+                  "RepairReply": "repair"}
 
 
 def step_and_request(messages: list[dict]) -> tuple[str, str]:
     """Read the step from the schema's title and the request from the 'Request:' line."""
     system = messages[0]["content"]
-    schema = json.loads(system[system.index("{"):])
+    # Instructions may show JSON of their own: the schema is what follows its marker.
+    marker = "matching this JSON schema:\n"
+    schema = json.loads(system[system.index(marker) + len(marker):])
     first_user = next(m["content"] for m in messages if m["role"] == "user")
     request = first_user.split("\n", 1)[0].removeprefix("Request: ")
     return STEP_OF_SCHEMA[schema["title"]], request
