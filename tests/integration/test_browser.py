@@ -120,9 +120,16 @@ def badge(page, text: str):
 
 
 def pick(page, label: str, option: str) -> None:
-    """Choose ``option`` in the select box labelled ``label``."""
-    page.locator('[data-testid="stSelectbox"]').filter(
-        has=page.get_by_text(label, exact=True)).click()
+    """Choose ``option`` in the select box labelled ``label``.
+
+    The box is typed into rather than scrolled through: at the foot of a long page its list
+    opens out of view, and typing filters the list to the option.
+    """
+    box = page.locator('[data-testid="stSelectbox"]').filter(
+        has=page.get_by_text(label, exact=True))
+    box.scroll_into_view_if_needed()
+    box.click()
+    page.keyboard.type(option)
     page.get_by_role("option", name=option, exact=True).click()
 
 
