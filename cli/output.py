@@ -22,3 +22,20 @@ def percentiles(samples: list[float], scale: float = 1.0, digits: int = 4) -> di
             "p95": round(scale * ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))],
                          digits),
             "n": len(ordered)}
+
+
+def subcommand_adder(subparsers):
+    """Return ``add(name, func, help, *(argument, options))`` for an area's subcommands.
+
+    Every subcommand it adds takes ``--json``, as every ``sea`` command does.
+    """
+
+    def add(name, func, help_text, *arguments):
+        p = subparsers.add_parser(name, help=help_text)
+        for argument, options in arguments:
+            p.add_argument(argument, **options)
+        p.add_argument("--json", action="store_true", help="print JSON")
+        p.set_defaults(func=func)
+        return p
+
+    return add

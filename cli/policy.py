@@ -7,7 +7,7 @@ import json
 from tools_store.library import ToolLibrary
 from tools_store.policies import calibration_note, change_for, value_at
 
-from .output import emit
+from .output import emit, subcommand_adder
 
 
 def cmd_show(args) -> int:
@@ -90,13 +90,7 @@ def add_parsers(sub) -> None:
     policy = sub.add_parser("policy", help="the versioned policy: thresholds, weights, limits")
     psub = policy.add_subparsers(dest="policy_command", required=True)
 
-    def add(name, func, help_text, *arguments):
-        p = psub.add_parser(name, help=help_text)
-        for argument, options in arguments:
-            p.add_argument(argument, **options)
-        p.add_argument("--json", action="store_true", help="print JSON")
-        p.set_defaults(func=func)
-
+    add = subcommand_adder(psub)
     add("show", cmd_show, "the policy in force")
     add("set", cmd_set, "store a new version with KEY (dotted) set to VALUE (JSON or text)",
         ("key", {}), ("value", {}), ("--note", {"default": ""}))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sandbox.reports import mutation_line
 from tools_store.library import ToolLibrary
 
-from .output import emit
+from .output import emit, subcommand_adder
 
 
 def _summary(record) -> dict:
@@ -154,14 +154,7 @@ def add_parsers(sub) -> None:
     tools = sub.add_parser("tools", help="the tool library")
     tsub = tools.add_subparsers(dest="tools_command", required=True)
 
-    def add(name, func, help_text, *arguments):
-        p = tsub.add_parser(name, help=help_text)
-        for argument, options in arguments:
-            p.add_argument(argument, **options)
-        p.add_argument("--json", action="store_true", help="print JSON")
-        p.set_defaults(func=func)
-        return p
-
+    add = subcommand_adder(tsub)
     add("list", cmd_list, "list tools", ("--all", {"action": "store_true"}))
     add("show", cmd_show, "show a tool", ("name", {}), ("--version", {"type": int}))
     add("search", cmd_search, "search by meaning", ("query", {}),
