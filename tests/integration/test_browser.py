@@ -140,6 +140,8 @@ def wait_idle(page) -> None:
 
 
 def test_first_request_three_turns_and_a_reload(served):
+    from playwright.sync_api import expect
+
     page = open_chat(served)
     started = send(page, "convert 100 degrees Fahrenheit to Celsius")
     # Poll what the page says while the first turn runs: when a line first names the step
@@ -188,8 +190,9 @@ def test_first_request_three_turns_and_a_reload(served):
     page.get_by_text("'Encyclopedia Britannica' has 9 vowels.", exact=True).wait_for(timeout=60_000)
     for name, count in (("Built", 1), ("Reused", 2), ("Repaired", 1)):
         assert badge(page, name).count() == count, name
+    # Each turn's trace renders after its answer: wait for all four, not a sample of them.
     traces = page.get_by_text(re.compile(r"^Trace: \d+ steps"))
-    assert traces.count() == 4
+    expect(traces).to_have_count(4, timeout=30_000)
     traces.first.click()
     page.get_by_text("Registration — registered fahrenheit_to_celsius v1 (verified)").wait_for()
     traces.nth(3).click()
