@@ -1,7 +1,5 @@
 """Run the command line as ``python -m cli``."""
 
-import sys
+from cli.main import run
 
-from cli.main import main
-
-sys.exit(main())
+run()

@@ -38,7 +38,7 @@ def verify(state: dict, runtime: Runtime[Context]) -> dict:
                            "prove nothing about it; nothing was registered")
     failed = [{"name": t.name, "message": t.message[-400:]} for t in report.failures()]
     event("verify", f"sandbox: {report.summary()}", status=report.status,
-          passed=report.passed, failed=report.failed, failures=failed)
+          passed=report.passed, failed=report.failed, failures=failed, backend=report.backend)
     limit = state["policy"].get("max_mutants", 0)
     if report.ok and limit > 0 and not update.get("error"):
         update["mutation"] = measure(box, state["implementation"], state["tests"], report,

@@ -334,5 +334,8 @@ class BwrapBackend:
                       exit_code=proc.returncode, oom_killed=oom,
                       host_timed_out=host_timed_out, duration=duration, backend=self.name)
 
+    def head_start(self) -> None:
+        """Nothing to start ahead: a run needs no daemon and no container."""
+
     def close(self) -> None:
         """Nothing is held between runs."""

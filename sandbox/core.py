@@ -517,6 +517,9 @@ class Backend(Protocol):
         the code broke this run (a retry on a fresh container may succeed).
         """
 
+    def head_start(self) -> None:
+        """Start ahead what the next run needs, in the background (nothing, if no need)."""
+
     def close(self) -> None:
         """Release what the backend holds (pools, daemons' connections)."""
 
@@ -654,6 +657,10 @@ class Sandbox:
                                                backend=self.backend.name))
         except SandboxUnavailable as exc:
             return unavailable_call(str(exc), self.backend.name)
+
+    def head_start(self) -> None:
+        """Let the backend prepare the next run while the caller loads (a one-shot command)."""
+        self.backend.head_start()
 
     def close(self) -> None:
         """Release the backend."""

@@ -53,6 +53,8 @@ class DockerBackend:
         self.pool = WarmPool(self, pool_size, idle_timeout) if pool_size > 0 else None
         if self.pool:
             self.name = "docker-warm"
+        self._head = None  # the future of a container started ahead (``head_start``)
+        self._head_lock = threading.Lock()
 
     def client(self):
         """Return a connected client, checking the image once per connection."""
@@ -137,6 +139,58 @@ class DockerBackend:
                 self.discard(container, wait=True)
             raise self._fault("Docker could not start a sandbox", exc) from exc
 
+    def await_ready(self, container, timeout: float = 30.0) -> bool:
+        """Wait until the runner says it has warmed up, so a job never waits for imports.
+
+        Return False when the container ended (or Docker failed) before that.
+        """
+        deadline = time.monotonic() + timeout
+        try:
+            stream = container.logs(stream=True, follow=True, stdout=True, stderr=False)
+        except Exception:
+            return False
+        seen = b""
+        try:
+            for chunk in stream:
+                seen += chunk
+                if READY_LINE.encode() in seen or time.monotonic() > deadline:
+                    break
+        except Exception:
+            pass  # the container or the daemon went away: not ready
+        finally:
+            stream.close()
+        return READY_LINE.encode() in seen
+
+    def head_start(self) -> None:
+        """Start one container now, in the background, for the next run that has no pool.
+
+        A one-shot command calls this first: the container starts and its runner warms up
+        while the command loads, instead of after the request was understood. It is used
+        once and not replaced; unused, it is removed when the backend closes.
+        """
+        with self._head_lock:
+            if self.pool is None and self._head is None:
+                self._head = self._reaper.submit(self._start_ready)
+
+    def _start_ready(self):
+        """Return a started container whose runner is ready, or None if Docker failed.
+
+        The run that finds None starts its own container and reports what fails there.
+        """
+        try:
+            container = self.start_container()
+        except SandboxError:
+            return None
+        if self.await_ready(container):
+            return container
+        self.discard(container)
+        return None
+
+    def _take_head(self):
+        with self._head_lock:
+            head, self._head = self._head, None
+        return head.result() if head else None
+
     def discard(self, container, wait: bool = False) -> None:
         """Kill and remove a container, in the background unless ``wait``."""
         def remove():
@@ -189,16 +243,18 @@ class DockerBackend:
 
     def run(self, job: bytes) -> RawRun:
         """Run one job in a fresh (or warm) container, then remove it; Docker failing is a fault."""
-        container = self.pool.take() if self.pool else None
-        if container is None:
+        container = self.pool.take() if self.pool else self._take_head()
+        ahead = container is not None
+        if not ahead:
             container = self.start_container()
+        name = "docker-warm" if ahead else self.name
         started = time.monotonic()
         deadline = started + self.limits.timeout + self.limits.grace
         try:
             output = self._exchange(container, job, deadline)
             if output is not None:
                 return RawRun(output=output, exit_code=None, duration=time.monotonic() - started,
-                              backend=self.name)
+                              backend=name)
             # No frame: ask Docker how the container ended (out of time, out of memory...).
             host_timed_out = False
             exit_code = None
@@ -223,12 +279,17 @@ class DockerBackend:
             if exit_code == 137 and not (oom or host_timed_out) and self.pool:
                 self.pool.flush()  # killed from outside: what waits may have been killed too
             return RawRun(output=output, exit_code=exit_code, oom_killed=oom,
-                          host_timed_out=host_timed_out, duration=duration, backend=self.name)
+                          host_timed_out=host_timed_out, duration=duration, backend=name)
         finally:
-            self.discard(container, wait=self.pool is None)
+            # A cold run waits for its removal (runs in a row never pile up containers);
+            # one started ahead is removed meanwhile, and ``close`` waits for it.
+            self.discard(container, wait=not ahead and self.pool is None)
 
     def close(self) -> None:
         """Stop the pool and wait until every container this backend made is gone."""
+        unused = self._take_head()
+        if unused is not None:
+            self.discard(unused, wait=True)
         if self.pool:
             self.pool.close()
         self._reaper.shutdown(wait=True)
@@ -294,7 +355,7 @@ class WarmPool:
                     continue
             try:
                 container = self.backend.start_container()
-                if not self._await_ready(container):
+                if not self.backend.await_ready(container):
                     self.backend.discard(container)
                     raise SandboxFault("a warm container stopped before its runner was ready")
                 self.last_error = ""
@@ -308,28 +369,6 @@ class WarmPool:
                     return
                 self._ready.append(container)
                 self._cond.notify_all()
-
-    def _await_ready(self, container, timeout: float = 30.0) -> bool:
-        """Wait until the runner says it has warmed up, so a job never waits for imports.
-
-        Return False when the container ended (or Docker failed) before that.
-        """
-        deadline = time.monotonic() + timeout
-        try:
-            stream = container.logs(stream=True, follow=True, stdout=True, stderr=False)
-        except Exception:
-            return False
-        seen = b""
-        try:
-            for chunk in stream:
-                seen += chunk
-                if READY_LINE.encode() in seen or time.monotonic() > deadline:
-                    break
-        except Exception:
-            pass  # the container or the daemon went away: not ready
-        finally:
-            stream.close()
-        return READY_LINE.encode() in seen
 
     def close(self) -> None:
         """Stop refilling and remove every waiting container."""

@@ -104,15 +104,15 @@ def sandbox_processes() -> list[str]:
             if int(r[0]) in mine and int(r[2]) >= UID_FLOOR]
 
 
-def sandbox_containers() -> list:
-    """List the sandbox containers of this process that Docker still has.
+def sandbox_containers(pid: int | None = None) -> list:
+    """List the sandbox containers of this process (or process ``pid``) that Docker still has.
 
     Other processes (other test runs on a shared daemon) have their own.
     """
     from sandbox.docker_backend import connect
     from sandbox.ownership import LABEL, OWNER_LABEL, owner_labels
 
-    mine = f"{OWNER_LABEL}={owner_labels()[OWNER_LABEL]}"
+    mine = f"{OWNER_LABEL}={owner_labels(pid)[OWNER_LABEL]}"
     return connect().containers.list(all=True, filters={"label": [LABEL, mine]},
                                      ignore_removed=True)
 

