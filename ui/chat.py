@@ -67,14 +67,32 @@ def save_uploads(session: str, files) -> list[str]:
     return names
 
 
-def submit(session: str, request: str, feedback: dict | None = None) -> None:
-    """Queue a turn with the session's files and show it."""
+def queue(session: str, request: str, feedback: dict | None = None) -> None:
+    """Queue a turn with the session's files (a refusal is shown on the page)."""
     try:
         backend.runs().submit(session, signed_in(), request, backend.session_files(session),
                               feedback)
     except (PermissionError, LibraryError) as exc:
         st.session_state["submit_error"] = str(exc)
+
+
+def submit(session: str, request: str, feedback: dict | None = None) -> None:
+    """Queue a turn from a button and show it (the page above the button is drawn already)."""
+    queue(session, request, feedback)
     st.rerun()
+
+
+def take_input(session: str) -> None:
+    """Queue what the chat input sent, before the page is drawn, so this run shows it.
+
+    Read from the session state, not the widget: a tab that showed the input before a turn
+    started may still send a question, and the widget, disabled now, returns nothing; it is
+    queued, not lost.
+    """
+    value = st.session_state.get("request")
+    if value and (value.text.strip() or value.files):
+        names = save_uploads(session, value.files)
+        queue(session, value.text.strip() or f"read {', '.join(names)}")
 
 
 def suggestions(session: str, key: str) -> None:
@@ -170,7 +188,15 @@ def live(session: str, shown: tuple[int, ...]) -> None:
     """Follow the session's queued and running turns; rerun the page when that set changes."""
     pending = backend.runs().pending(session)
     if tuple(run.turn for run in pending) != shown:
-        st.rerun()  # a turn ended (or came): the whole page shows it as it is now
+        # A turn ended (or came): show what ended at once, then let the whole page show
+        # everything as it is now (the input is enabled again only by the page).
+        ended = set(shown) - {run.turn for run in pending}
+        try:
+            for turn in backend.turn_log().turns(session):
+                if turn["turn"] in ended and turn["status"] not in ("queued", "running"):
+                    render_turn(turn, session, last=False)
+        finally:  # whatever the early view met, the page is drawn again (and shows it)
+            st.rerun()
     for run in pending:
         render_run(run)
 
@@ -178,6 +204,7 @@ def live(session: str, shown: tuple[int, ...]) -> None:
 def chat_page() -> None:
     """Show the conversation, the running turn, and the input."""
     session = current_session()
+    take_input(session)
     turns = backend.turn_log().turns(session)
     pending = backend.runs().pending(session)
     shown = tuple(run.turn for run in pending)
@@ -191,12 +218,6 @@ def chat_page() -> None:
         live(session, shown)
     if "submit_error" in st.session_state:
         st.error(label(st.session_state.pop("submit_error")))
-    # A tab that showed the input before a turn started may still send a question (read
-    # before the widget, which is disabled now and returns nothing): it is queued, not lost.
-    sent = st.session_state.get("request")
-    value = st.chat_input(PLACEHOLDER, max_chars=MAX_REQUEST_CHARS, accept_file="multiple",
-                          disabled=bool(pending), key="request") or sent
-    if value and (value.text.strip() or value.files):
-        names = save_uploads(session, value.files)
-        request = value.text.strip() or f"read {', '.join(names)}"
-        submit(session, request)
+    # What it sends is read at the top of the next run (``take_input``).
+    st.chat_input(PLACEHOLDER, max_chars=MAX_REQUEST_CHARS, accept_file="multiple",
+                  disabled=bool(pending), key="request")

@@ -118,23 +118,20 @@ class Runs:
     # -- the worker -------------------------------------------------------------------------
 
     def _work(self, session: str) -> None:
-        try:
-            while True:
+        while True:
+            with self._lock:
+                queue = self._queues.get(session) or []
+                if not queue:
+                    self._workers.pop(session, None)
+                    self._queues.pop(session, None)
+                    return
+                run = queue[0]
+            try:
+                self._run(run)
+            finally:
                 with self._lock:
-                    queue = self._queues.get(session) or []
-                    if not queue:
-                        self._workers.pop(session, None)
-                        self._queues.pop(session, None)
-                        return
-                    run = queue[0]
-                try:
-                    self._run(run)
-                finally:
-                    with self._lock:
-                        queue.remove(run)
-                    run.done.set()
-        finally:
-            self.agent.library.close()  # this thread's read connection
+                    queue.remove(run)
+                run.done.set()
 
     def _run(self, run: Run) -> None:
         if not run.stopping:
@@ -186,10 +183,8 @@ def warm_up(agent: Agent, ready: threading.Event) -> None:
     """
     try:
         context = agent.context
-        library = services.warm_up(context.library_schema, context.sandbox_backend,
-                                   context.sandbox_pool)
+        services.warm_up(context.library_schema, context.sandbox_backend, context.sandbox_pool)
         load_chat_model(context.model)
-        library.close()
     except Exception:  # noqa: BLE001 - a turn meets the same failure and reports it
         pass
     finally:

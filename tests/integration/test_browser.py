@@ -244,6 +244,7 @@ def test_upload_a_csv_a_tool_reads_it_and_its_output_downloads(served):
     send(page, CSV_REQUEST)
     page.get_by_text("The totals of sales.csv are in the table.", exact=True).wait_for(timeout=LONG)
     shot(page, "csv-result")
+    wait_idle(page)  # click on the page as drawn again, not on the early view of the turn
     with page.expect_download() as download:
         page.get_by_role("button", name="Download CSV").click()
     assert Path(download.value.path()).read_text() == CSV_TOTALS
@@ -283,6 +284,9 @@ def test_try_a_tool_from_the_library_and_roll_it_back(served):
     page.get_by_text("98.6 °F is 37.0 °C.", exact=True).wait_for(timeout=LONG)
     page.get_by_text(f"fahrenheit_to_celsius v{current.version} (verified)",
                      exact=True).last.wait_for()
+    # A turn that ends is shown at once, then the page is drawn again (the input enabled):
+    # open the trace on the page as drawn again, not on the copy it replaces.
+    wait_idle(page)
     # Each turn's trace renders after its answer: wait for this turn's, then open it.
     traces = page.get_by_text(re.compile(r"^Trace: "))
     expect(traces).to_have_count(turns, timeout=30_000)
