@@ -102,8 +102,11 @@ class Agent:
         turn = {"request": request, "feedback": feedback or {}}
         config = self._config(session_id)
         try:
+            # Checkpointed once, when the turn ends (a stop included): a step's checkpoint cost
+            # a write per step, and a turn cut off mid-way by a killed process left its
+            # question in the history without a reply.
             for mode, payload in self.graph.stream(turn, config, context=context,
-                                                   control=control,
+                                                   control=control, durability="exit",
                                                    stream_mode=["custom", "updates", "tasks"]):
                 if mode == "custom":
                     yield {"kind": "event", **payload}

@@ -605,6 +605,44 @@ def test_a_result_that_cannot_be_stored_is_escaped_and_still_logged(make_agent, 
     assert logged["success"] and logged["output"] == state["result"]
 
 
+def test_a_turn_cut_off_by_a_killed_process_leaves_no_question_without_a_reply(tmp_path):
+    from app_scripts import SLOW_REQUEST, write_script
+
+    from tools_store.library import ToolLibrary
+
+    script = write_script(tmp_path / "script.json")
+    schema, session = f"killed_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:12]
+    env = {**os.environ, "SEA_MODEL": f"scripted:{script}", "SEA_LIBRARY_SCHEMA": schema}
+    child = subprocess.Popen([sys.executable, "-m", "cli", "ask", SLOW_REQUEST, "--session",
+                              session, "--json", "--in-process"], cwd=ROOT, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    library = ToolLibrary(schema=schema)
+    try:
+        # Its tool is registered, then called: the call sleeps for seconds, so the turn is
+        # mid-way (past the steps that add the question to the session) when it is killed.
+        deadline = time.monotonic() + 120
+        while not library.name_taken("slow_echo") and time.monotonic() < deadline:
+            assert child.poll() is None, "the turn ended before it could be cut off"
+            time.sleep(0.2)
+        assert library.name_taken("slow_echo")
+        time.sleep(2)
+        assert child.poll() is None
+    finally:
+        child.kill()
+        child.wait()
+        library.close()
+    agent = Agent(model=f"scripted:{script}", library_schema=schema)
+    try:
+        assert agent.conversation(session) == []
+        # The session goes on as if the cut-off turn had never started.
+        state = agent.ask("convert 100 degrees Fahrenheit to Celsius", session)
+        assert not state["error"]
+        assert [m["role"] for m in agent.conversation(session)] == ["user", "assistant"]
+    finally:
+        agent.close()
+        sweep(connect())  # the killed process's containers
+
+
 # -- 7. the embedded PostgreSQL: stopped with its last user, recovered after a kill --------
 
 HOLD = """
