@@ -67,7 +67,7 @@ def sandbox(backend: str = "docker", pool: int = 0, limits: dict | None = None) 
         return _limited[key]
 
 
-def warm_up(schema: str, backend: str, pool: int | None) -> ToolLibrary:
+def warm_up(schema: str, backend: str, pool: int | None) -> None:
     """Load what a first request waits for: the library with its embedding model, the sandbox.
 
     A sandbox without a warm pool starts one container ahead (a one-shot command). Runs in
@@ -76,9 +76,7 @@ def warm_up(schema: str, backend: str, pool: int | None) -> ToolLibrary:
     held = sandbox(backend, pool)
     if not pool:
         held.head_start()
-    lib = library(schema)
-    lib.index.embed_query("warm up")
-    return lib
+    library(schema).index.embed_query("warm up")
 
 
 @atexit.register
