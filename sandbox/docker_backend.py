@@ -139,7 +139,15 @@ class DockerBackend:
                 self.discard(container, wait=True)
             raise self._fault("Docker could not start a sandbox", exc) from exc
 
-    def await_ready(self, container, timeout: float = 30.0) -> bool:
+    def start_warm(self):
+        """Start a container and wait until its runner is ready; SandboxError if either fails."""
+        container = self.start_container()
+        if not self._await_ready(container):
+            self.discard(container)
+            raise SandboxFault("a warm container stopped before its runner was ready")
+        return container
+
+    def _await_ready(self, container, timeout: float = 30.0) -> bool:
         """Wait until the runner says it has warmed up, so a job never waits for imports.
 
         Return False when the container ended (or Docker failed) before that.
@@ -170,26 +178,19 @@ class DockerBackend:
         """
         with self._head_lock:
             if self.pool is None and self._head is None:
-                self._head = self._reaper.submit(self._start_ready)
+                self._head = self._reaper.submit(self.start_warm)
 
-    def _start_ready(self):
-        """Return a started container whose runner is ready, or None if Docker failed.
+    def _take_head(self):
+        """Return the container started ahead, or None (none, or Docker failed to start it).
 
         The run that finds None starts its own container and reports what fails there.
         """
-        try:
-            container = self.start_container()
-        except SandboxError:
-            return None
-        if self.await_ready(container):
-            return container
-        self.discard(container)
-        return None
-
-    def _take_head(self):
         with self._head_lock:
             head, self._head = self._head, None
-        return head.result() if head else None
+        try:
+            return head.result() if head else None
+        except SandboxError:
+            return None
 
     def discard(self, container, wait: bool = False) -> None:
         """Kill and remove a container, in the background unless ``wait``."""
@@ -354,10 +355,7 @@ class WarmPool:
                     self._cond.wait(1.0)
                     continue
             try:
-                container = self.backend.start_container()
-                if not self.backend.await_ready(container):
-                    self.backend.discard(container)
-                    raise SandboxFault("a warm container stopped before its runner was ready")
+                container = self.backend.start_warm()
                 self.last_error = ""
             except SandboxError as exc:
                 self.last_error = str(exc)

@@ -70,12 +70,11 @@ def sandbox(backend: str = "docker", pool: int = 0, limits: dict | None = None) 
 def warm_up(schema: str, backend: str, pool: int | None) -> None:
     """Load what a first request waits for: the library with its embedding model, the sandbox.
 
-    A sandbox without a warm pool starts one container ahead (a one-shot command). Runs in
-    the background while the caller loads; what fails here, the turn meets and reports.
+    A sandbox without a warm pool starts one container ahead (a one-shot command; one with a
+    pool has its containers ready already). Runs in the background while the caller loads;
+    what fails here, the turn meets and reports.
     """
-    held = sandbox(backend, pool)
-    if not pool:
-        held.head_start()
+    sandbox(backend, pool).head_start()
     library(schema).index.embed_query("warm up")
 
 
