@@ -48,6 +48,7 @@ def cmd_build(args) -> int:
             image.build_rootfs(log)
     else:
         tag = image.build(client, args.method, log)
+    image.remove_replaced(client, tag, log)
     emit({"image": tag, "rootfs": str(image.rootfs_dir()) if image.rootfs_dir().exists()
           else None}, args.json)
     return 0

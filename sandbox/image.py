@@ -121,6 +121,29 @@ def build_dockerfile(client, log: Callable[[str], None] = print) -> str:
     return tag
 
 
+def remove_replaced(client, keep: str, log: Callable[[str], None] = print) -> list[str]:
+    """Remove the sandbox images that older runners needed, so upgrades do not pile them up.
+
+    Removal is never forced: Docker keeps an image a container still uses. Return the tags
+    removed.
+    """
+    from docker.errors import APIError
+
+    removed = []
+    for found in client.images.list(name=IMAGE_REPOSITORY):
+        for tag in found.tags:
+            if tag == keep or not tag.startswith(f"{IMAGE_REPOSITORY}:"):
+                continue
+            try:
+                client.images.remove(tag)
+            except APIError as exc:
+                log(f"kept {tag}: {exc.explanation or exc}")
+                continue
+            log(f"removed {tag} (an older runner's image)")
+            removed.append(tag)
+    return removed
+
+
 def build(client, method: str = "auto", log: Callable[[str], None] = print) -> str:
     """Build the sandbox image by ``method``: dockerfile, offline, or auto (try, then offline)."""
     if method == "dockerfile":

@@ -6,7 +6,9 @@ CI (``CI=true``), where a missing part is a failure.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -22,6 +24,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 _HOME = tempfile.mkdtemp(prefix="sea-test-home-")
 os.environ["SEA_HOME"] = _HOME
+# Registered before anything starts the embedded PostgreSQL under it, so it runs after the
+# server's own exit handler has stopped it: a test run leaves no data directory behind.
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
 # No resident agent unless a test asks for one: an app under test would otherwise serve
 # every `sea ask` the other tests run.
 os.environ["SEA_RESIDENT"] = "off"

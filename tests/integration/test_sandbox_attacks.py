@@ -915,3 +915,30 @@ def test_a_worker_that_keeps_printing_does_not_hold_the_verdict(any_sandbox):
     assert report.ok and report.output_truncated, report.summary()
     assert len(report.stdout) <= any_sandbox.limits.output_bytes
     assert_nothing_left(any_sandbox)
+
+
+def test_a_build_removes_older_runners_images_but_not_one_in_use(docker_sandbox):
+    from sandbox.docker_backend import connect
+    from sandbox.image import IMAGE_REPOSITORY, image_tag, remove_replaced
+
+    client = connect()
+
+    def tags() -> set[str]:
+        return {t for image in client.images.list(name=IMAGE_REPOSITORY) for t in image.tags}
+
+    # Two images of their own (committed layers), as older runners' builds would be.
+    base = client.containers.create(image_tag(), command=["true"])
+    old, in_use = (f"old-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    for tag in (old, in_use):
+        base.commit(IMAGE_REPOSITORY, tag)
+    base.remove(force=True)
+    holder = client.containers.create(f"{IMAGE_REPOSITORY}:{in_use}", command=["true"])
+    try:
+        removed = remove_replaced(client, keep=image_tag(), log=lambda _m: None)
+        assert f"{IMAGE_REPOSITORY}:{old}" in removed
+        assert tags() >= {f"{IMAGE_REPOSITORY}:{in_use}", image_tag()}
+        assert f"{IMAGE_REPOSITORY}:{old}" not in tags()
+    finally:
+        holder.remove(force=True)
+        remove_replaced(client, keep=image_tag(), log=lambda _m: None)
+    assert tags() == {image_tag()}

@@ -12,7 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 import tempfile
+import weakref
 from pathlib import Path
 
 from sandbox.core import declared_tests
@@ -28,6 +30,7 @@ class FakeSessions:
 
     def __init__(self):
         self.root = Path(tempfile.mkdtemp(prefix="fake-sessions-"))
+        weakref.finalize(self, shutil.rmtree, self.root, ignore_errors=True)
         self.rows: list[dict] = []
 
     def _put(self, session: str, item: dict) -> dict:
