@@ -93,14 +93,17 @@ class ToolIndex:
         """Return the PGVectorStore over the index (created on first use)."""
         with self._lock:
             if self._store is None:
-                from langchain_postgres import PGVectorStore
-
                 built_by = self.built_by()
                 if built_by and built_by != self.model_id:
                     raise IndexModelMismatch(
                         f"the tool index was built with {built_by} but {self.model_id} is "
                         "configured; run `sea tools reembed` to rebuild it")
+                # The model loads before langchain-postgres is imported: much of its load
+                # (checksum, ONNX session) leaves the interpreter lock free, so in a fresh
+                # process it overlaps the imports running on the main thread meanwhile.
                 embeddings = load_embeddings(self.model_id)
+                from langchain_postgres import PGVectorStore
+
                 self._ensure_table(len(embeddings.embed_query("dimension")))
                 self._store = PGVectorStore.create_sync(
                     engine=self._engine(), embedding_service=embeddings,
