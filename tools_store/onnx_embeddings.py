@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 
 MANIFEST = "manifest.json"
+STAMPS = "verified.json"  # the files' stat when their checksums last matched
 MODEL_FILE = "model.onnx"
 WEIGHTS_FILE = "model.onnx.data"  # external data: ONNX Runtime maps it instead of copying it
 TOKENIZER_FILE = "tokenizer.json"
@@ -70,8 +72,7 @@ class OnnxEmbeddings(Embeddings):
 
         self.directory = directory or export_dir()
         self.manifest = manifest = read_manifest(self.directory)
-        for name in (MODEL_FILE, WEIGHTS_FILE, TOKENIZER_FILE):
-            self._verify_file(name, manifest["sha256"].get(name))
+        self._verify_files()
         self._tokenizer = Tokenizer.from_file(str(self.directory / TOKENIZER_FILE))
         self._tokenizer.enable_truncation(manifest["max_seq_length"])
         self._tokenizer.enable_padding(pad_id=manifest["pad_id"], pad_token=manifest["pad_token"])
@@ -88,6 +89,37 @@ class OnnxEmbeddings(Embeddings):
                               f"({exc}): {REEXPORT}") from exc
         self._inputs = {i.name for i in self._session.get_inputs()}
         self.check()
+
+    def _verify_files(self) -> None:
+        """Check the files against the manifest's checksums, unless untouched since they matched.
+
+        Hashing the 90 MB of weights cost a third of a fresh process's model load. "Untouched"
+        is the same inode, size, modification and change time: any write changes them, and
+        the change time cannot be set back. The reference vectors are checked at every load.
+        """
+        names = (MODEL_FILE, WEIGHTS_FILE, TOKENIZER_FILE)
+        try:
+            stamps = {name: self._stat(name) for name in names}
+        except OSError as exc:
+            raise ExportError(f"cannot read the export under {self.directory} ({exc}): "
+                              f"{REEXPORT}") from exc
+        try:
+            if json.loads((self.directory / STAMPS).read_text()) == stamps:
+                return
+        except (OSError, ValueError):
+            pass
+        for name in names:
+            self._verify_file(name, self.manifest["sha256"].get(name))
+        try:  # best effort: an environment this process cannot write is hashed each time
+            partial = self.directory / f"{STAMPS}.{os.getpid()}"
+            partial.write_text(json.dumps(stamps))
+            partial.replace(self.directory / STAMPS)
+        except OSError:
+            pass
+
+    def _stat(self, name: str) -> list[int]:
+        stat = (self.directory / name).stat()
+        return [stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns]
 
     def _verify_file(self, name: str, expected: str | None) -> None:
         path = self.directory / name

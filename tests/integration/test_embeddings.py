@@ -112,6 +112,26 @@ def test_a_corrupted_weights_file_is_refused(export_copy):
         OnnxEmbeddings(export_copy)
 
 
+def test_files_hashed_once_are_not_hashed_again_until_written(export_copy, monkeypatch):
+    import tools_store.onnx_embeddings as module
+
+    OnnxEmbeddings(export_copy)  # hashes the files and stamps them
+    hashed = []
+    monkeypatch.setattr(module, "file_sha256", lambda path: hashed.append(path) or "")
+    OnnxEmbeddings(export_copy)
+    assert hashed == []
+    monkeypatch.undo()
+    # A write with the modification time set back: the change time still shows it.
+    weights = export_copy / WEIGHTS_FILE
+    before = weights.stat()
+    with open(weights, "r+b") as handle:
+        handle.seek(40_000_000)
+        handle.write(b"\0" * 4096)
+    os.utime(weights, ns=(before.st_atime_ns, before.st_mtime_ns))
+    with pytest.raises(ExportError, match=r"does not match the checksum"):
+        OnnxEmbeddings(export_copy)
+
+
 def test_changed_weights_with_a_matching_checksum_fail_the_vector_check(export_copy):
     # Damage the last layer's feed-forward weights (the file's tail) and record their new
     # checksum: only the vectors show it.
