@@ -12,6 +12,7 @@ No Streamlit here: the registry is plain Python, testable without a page.
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from pathlib import Path
@@ -188,4 +189,9 @@ def warm_up(agent: Agent, ready: threading.Event) -> None:
     except Exception:  # noqa: BLE001 - a turn meets the same failure and reports it
         pass
     finally:
+        # What start-up made (modules, the agent, the model) lives as long as the process:
+        # frozen out of the collector, a full collection no longer walks its ~200,000
+        # objects (about 0.12 s holding the interpreter lock each time, measured).
+        gc.collect()
+        gc.freeze()
         ready.set()

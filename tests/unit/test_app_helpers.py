@@ -74,3 +74,33 @@ def test_tokens_name_their_owners(monkeypatch):
     ("0.0.0.0", False), ("", False), (None, False), ("192.168.1.4", False), ("::", False)])
 def test_only_loopback_addresses_count_as_local(address, local):
     assert is_loopback(address) is local
+
+
+def test_the_app_does_not_collect_all_garbage_after_every_script_run():
+    import tomllib
+    from pathlib import Path
+
+    config = Path(__file__).resolve().parents[2] / ".streamlit" / "config.toml"
+    # Each poll of a running turn is a script run: a full collection after each one held
+    # the interpreter lock for over 0.1 s with the agent loaded.
+    assert tomllib.loads(config.read_text())["runner"]["postScriptGC"] is False
+
+
+def test_start_up_objects_are_frozen_out_of_the_collector_even_when_warm_up_fails():
+    import gc
+    import threading
+
+    from ui.runs import warm_up
+
+    class Down:
+        @property
+        def context(self):
+            raise RuntimeError("the database is down")
+
+    gc.unfreeze()
+    ready = threading.Event()
+    try:
+        warm_up(Down(), ready)
+        assert ready.is_set() and gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
