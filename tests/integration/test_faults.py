@@ -233,9 +233,17 @@ class DockerProxy:
         self.sockets.clear()
 
 
-def test_docker_lost_mid_run_says_what_docker_down_at_start_says(docker_sandbox, monkeypatch):
+@pytest.fixture
+def short_dir():
+    """A folder with a short path (a Unix socket's path has at most 107 bytes), removed after."""
+    with tempfile.TemporaryDirectory(prefix="sea-proxy-") as folder:
+        yield Path(folder)
+
+
+def test_docker_lost_mid_run_says_what_docker_down_at_start_says(docker_sandbox, monkeypatch,
+                                                                 short_dir):
     real = connect()
-    path = Path(tempfile.mkdtemp(prefix="sea-proxy-")) / "docker.sock"
+    path = short_dir / "docker.sock"
     proxy = DockerProxy(path)
     proxy.start()
     monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
