@@ -11,6 +11,7 @@ sentence-transformers.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -110,12 +111,13 @@ class OnnxEmbeddings(Embeddings):
             pass
         for name in names:
             self._verify_file(name, self.manifest["sha256"].get(name))
+        partial = self.directory / f"{STAMPS}.{os.getpid()}"
         try:  # best effort: an environment this process cannot write is hashed each time
-            partial = self.directory / f"{STAMPS}.{os.getpid()}"
             partial.write_text(json.dumps(stamps))
             partial.replace(self.directory / STAMPS)
         except OSError:
-            pass
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
 
     def _stat(self, name: str) -> list[int]:
         stat = (self.directory / name).stat()
