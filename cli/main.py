@@ -49,12 +49,18 @@ def main(argv: list[str] | None = None) -> int:
 def run() -> None:
     """Run the `sea` program, then exit without tearing the interpreter down.
 
+    Two third-party package initialisers a turn never needs are deferred first
+    (`cli.lean_imports`).
+
     Python's own exit frees the LangChain/LangGraph module graph object by object (~0.4 s
     measured) after the work is done. The handler below is registered before anything
     else, so it runs after every exit handler the command added (the sandbox's containers
     removed, the database handed over) and after non-daemon threads were joined; only the
     teardown is skipped.
     """
+    from cli.lean_imports import install
+
+    install()  # before anything imports LangChain or LangGraph
     status: list[int] = []
 
     def exit_now() -> None:

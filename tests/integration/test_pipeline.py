@@ -219,9 +219,11 @@ def test_sandbox_unavailable_is_a_clear_error(make_agent, tmp_path, monkeypatch)
     assert library_of(agent).list_tools(include_retired=True) == []
 
 
-def run_sea(args: list[str], env: dict, timeout: float = 300) -> tuple[int, str, str, int]:
+def run_sea(args: list[str], env: dict, timeout: float = 300,
+            python_options: tuple[str, ...] = ()) -> tuple[int, str, str, int]:
     """Run `sea ARGS` in a fresh process; return its status, stdout, stderr and pid."""
-    process = subprocess.Popen([sys.executable, "-m", "cli", *args], cwd=ROOT, env=env,
+    process = subprocess.Popen([sys.executable, *python_options, "-m", "cli", *args],
+                               cwd=ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out, err = process.communicate(timeout=timeout)
     return process.returncode, out, err, process.pid
@@ -242,6 +244,22 @@ def test_cli_ask_prints_route_tool_result_answer_and_tokens(tmp_path):
     # The container started ahead while the command loaded served the first run.
     assert verify and verify[0]["backend"] == "docker-warm", verify
     assert sandbox_containers(pid) == []  # the command exits without its teardown: none left
+
+
+def test_a_cli_turn_never_imports_what_it_does_not_use():
+    """The packages the command line defers stay unloaded through a whole turn."""
+    env = {**os.environ, "SEA_MODEL": f"scripted:{DEMO_SCRIPT}",
+           "SEA_LIBRARY_SCHEMA": f"lean_{uuid.uuid4().hex[:8]}"}
+    status, stdout, stderr, _ = run_sea(
+        ["ask", "convert 100 degrees Fahrenheit to Celsius", "--json", "--in-process"], env,
+        python_options=("-X", "importtime"))
+    assert status == 0, stderr[-3000:]
+    assert json.loads(stdout)["result"] == 37.78
+    imported = {line.split("|")[-1].strip() for line in stderr.splitlines()
+                if line.startswith("import time:")}
+    assert {"graph.runner", "langgraph.runtime", "langsmith.run_trees"} <= imported
+    unused = {"langgraph_sdk.client", "langsmith.types.run", "torch"}
+    assert imported & unused == set()
 
 
 def test_cli_chat_holds_a_conversation():
