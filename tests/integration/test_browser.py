@@ -106,8 +106,26 @@ def send(page, request: str) -> float:
     return time.monotonic()
 
 
-def shot(page, name: str) -> None:
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+def shot(page, name: str, full_page: bool = True) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=full_page)
+
+
+# Installed in the page: notes when each text line first appears, from inside it, so the
+# measuring adds no work to the page while a turn runs (polling it over the debugging
+# protocol every 50 ms did). A full-page screenshot is no better: it lays the whole page
+# out again and held it for up to ~0.6 s, seen as a silent wait the app did not cause.
+NOTE_NEW_LINES = """() => {
+  const seen = window.seaLinesSeen = new Map();
+  const note = () => {
+    const now = Date.now();
+    for (const line of document.querySelectorAll('[data-testid="stText"]'))
+      if (!seen.has(line.textContent)) seen.set(line.textContent, now);
+  };
+  note();
+  new MutationObserver(note).observe(document.body,
+                                     {subtree: true, childList: true, characterData: true});
+}"""
+SEEN_LINES = "[...window.seaLinesSeen.entries()]"
 
 
 def session_of(page) -> str:
@@ -143,31 +161,24 @@ def test_first_request_three_turns_and_a_reload(served):
     from playwright.sync_api import expect
 
     page = open_chat(served)
-    started = send(page, "convert 100 degrees Fahrenheit to Celsius")
-    # Poll what the page says while the first turn runs: when a line first names the step
-    # running now, and the longest time the trace went without a new line.
-    lines_seen: set[str] = set()
-    first_step = None
-    longest = {"update": 0.0, "event": 0.0}  # without any new text; without a new event line
-    last = {"update": started, "event": started}
-    answer = page.get_by_text("100 °F is 37.78 °C.", exact=True)
-    while time.monotonic() - started < LONG / 1000:
-        running = page.get_by_text(re.compile(r"^⏳ .+ — running for"))
-        if first_step is None and running.count():
-            first_step = time.monotonic() - started
-            shot(page, "first-request-progress")
-        lines = set(page.locator('[data-testid="stText"]').all_inner_texts())
-        now = time.monotonic()
-        new = lines - lines_seen
-        for kind, changed in (("update", new), ("event", {x for x in new if x[:1] != "⏳"})):
-            if changed:
-                longest[kind] = max(longest[kind], now - last[kind])
-                last[kind] = now
-        lines_seen |= lines
-        if answer.count() and answer.first.is_visible():
-            break
-        time.sleep(0.05)
-    total = time.monotonic() - started
+    page.evaluate(NOTE_NEW_LINES)
+    clock = page.evaluate("Date.now()")
+    send(page, "convert 100 degrees Fahrenheit to Celsius")
+    running = re.compile(r"^⏳ .+ — running for")
+    page.get_by_text(running).first.wait_for(timeout=LONG)
+    shot(page, "first-request-progress", full_page=False)
+    page.get_by_text("100 °F is 37.78 °C.", exact=True).first.wait_for(timeout=LONG)
+    # Seconds from sending to each line's first appearance: when a line first named the step
+    # running now, and the longest time the trace went without a new line until the answer.
+    lines = {text: (at - clock) / 1000 for text, at in page.evaluate(SEEN_LINES)
+             if at >= clock}
+    first_step = min(at for text, at in lines.items() if running.match(text))
+    total = min(at for text, at in lines.items() if text.startswith("Answer — "))
+    longest = {}
+    for kind, counts in (("update", lambda text: True),
+                         ("event", lambda text: not text.startswith("⏳"))):
+        times = sorted([0.0, *(at for text, at in lines.items() if counts(text) and at <= total)])
+        longest[kind] = max(later - earlier for earlier, later in zip(times, times[1:]))
     wait_idle(page)
     send(page, "it's 98.6 F, what is that in celsius?")
     page.get_by_text("98.6 °F is 37.0 °C.", exact=True).first.wait_for(timeout=LONG)
