@@ -111,7 +111,7 @@ def shot(page, name: str, full_page: bool = True) -> None:
 
 
 # Installed in the page: notes when each text line first appears, from inside it, so the
-# measuring adds no work to the page while a turn runs (polling it over the debugging
+# measuring adds almost no work to the page while a turn runs (polling it over the debugging
 # protocol every 50 ms did). A full-page screenshot is no better: it lays the whole page
 # out again and held it for up to ~0.6 s, seen as a silent wait the app did not cause.
 NOTE_NEW_LINES = """() => {
@@ -126,6 +126,17 @@ NOTE_NEW_LINES = """() => {
                                      {subtree: true, childList: true, characterData: true});
 }"""
 SEEN_LINES = "[...window.seaLinesSeen.entries()]"
+
+
+def wait_for_line(page, pattern: str) -> None:
+    """Wait until a line matching ``pattern`` has appeared (noted by ``NOTE_NEW_LINES``).
+
+    Looked up in the notes four times a second: Playwright's own waits test their selector
+    on every animation frame, work enough to slow the page they measure.
+    """
+    page.wait_for_function("pattern => [...window.seaLinesSeen.keys()].some("
+                           "line => new RegExp(pattern).test(line))",
+                           arg=pattern, polling=250, timeout=LONG)
 
 
 def session_of(page) -> str:
@@ -165,9 +176,9 @@ def test_first_request_three_turns_and_a_reload(served):
     clock = page.evaluate("Date.now()")
     send(page, "convert 100 degrees Fahrenheit to Celsius")
     running = re.compile(r"^⏳ .+ — running for")
-    page.get_by_text(running).first.wait_for(timeout=LONG)
+    wait_for_line(page, running.pattern)
     shot(page, "first-request-progress", full_page=False)
-    page.get_by_text("100 °F is 37.78 °C.", exact=True).first.wait_for(timeout=LONG)
+    wait_for_line(page, r"^Answer — 100 °F is 37\.78 °C\.$")
     # Seconds from sending to each line's first appearance: when a line first named the step
     # running now, and the longest time the trace went without a new line until the answer.
     lines = {text: (at - clock) / 1000 for text, at in page.evaluate(SEEN_LINES)
