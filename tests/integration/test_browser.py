@@ -110,33 +110,45 @@ def shot(page, name: str, full_page: bool = True) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=full_page)
 
 
-# Installed in the page: notes when each text line first appears, from inside it, so the
-# measuring adds almost no work to the page while a turn runs (polling it over the debugging
-# protocol every 50 ms did). A full-page screenshot is no better: it lays the whole page
-# out again and held it for up to ~0.6 s, seen as a silent wait the app did not cause.
+# Installed in the page: notes when each text line first appears (and when a text already
+# shown appears a second time, a third...), from inside it, so the measuring adds almost no
+# work to the page while a turn runs (polling it over the debugging protocol every 50 ms
+# did). A full-page screenshot is no better: it lays the whole page out again and held it
+# for up to ~0.6 s, seen as a silent wait the app did not cause.
 NOTE_NEW_LINES = """() => {
-  const seen = window.seaLinesSeen = new Map();
+  const seen = window.seaLinesSeen = new Map();  // text -> when its 1st, 2nd... copy came
   const note = () => {
-    const now = Date.now();
-    for (const line of document.querySelectorAll('[data-testid="stText"]'))
-      if (!seen.has(line.textContent)) seen.set(line.textContent, now);
+    const now = Date.now(), copies = new Map();
+    for (const line of document.querySelectorAll('[data-testid="stText"]')) {
+      const text = line.textContent, copy = (copies.get(text) || 0) + 1;
+      copies.set(text, copy);
+      const times = seen.get(text) || [];
+      if (times.length < copy) seen.set(text, [...times, now]);
+    }
   };
   note();
   new MutationObserver(note).observe(document.body,
                                      {subtree: true, childList: true, characterData: true});
 }"""
-SEEN_LINES = "[...window.seaLinesSeen.entries()]"
 
 
-def wait_for_line(page, pattern: str) -> None:
-    """Wait until a line matching ``pattern`` has appeared (noted by ``NOTE_NEW_LINES``).
+def lines_seen(page, since: int, copy: int = 1) -> dict[str, float]:
+    """Return each line whose ``copy``-th copy appeared after ``since``: seconds after it."""
+    return {text: (times[copy - 1] - since) / 1000
+            for text, times in page.evaluate("[...window.seaLinesSeen.entries()]")
+            if len(times) >= copy and times[copy - 1] >= since}
+
+
+def wait_for_line(page, pattern: str, copy: int = 1) -> None:
+    """Wait until the ``copy``-th line matching ``pattern`` has appeared (in the notes).
 
     Looked up in the notes four times a second: Playwright's own waits test their selector
     on every animation frame, work enough to slow the page they measure.
     """
-    page.wait_for_function("pattern => [...window.seaLinesSeen.keys()].some("
-                           "line => new RegExp(pattern).test(line))",
-                           arg=pattern, polling=250, timeout=LONG)
+    page.wait_for_function("([pattern, copy]) => [...window.seaLinesSeen.entries()].some("
+                           "([line, times]) => times.length >= copy && "
+                           "new RegExp(pattern).test(line))",
+                           arg=[pattern, copy], polling=250, timeout=LONG)
 
 
 def session_of(page) -> str:
@@ -181,8 +193,7 @@ def test_first_request_three_turns_and_a_reload(served):
     wait_for_line(page, r"^Answer — 100 °F is 37\.78 °C\.$")
     # Seconds from sending to each line's first appearance: when a line first named the step
     # running now, and the longest time the trace went without a new line until the answer.
-    lines = {text: (at - clock) / 1000 for text, at in page.evaluate(SEEN_LINES)
-             if at >= clock}
+    lines = lines_seen(page, clock)
     first_step = min(at for text, at in lines.items() if running.match(text))
     total = min(at for text, at in lines.items() if text.startswith("Answer — "))
     longest = {}
@@ -194,9 +205,11 @@ def test_first_request_three_turns_and_a_reload(served):
     send(page, "it's 98.6 F, what is that in celsius?")
     page.get_by_text("98.6 °F is 37.0 °C.", exact=True).first.wait_for(timeout=LONG)
     wait_idle(page)
-    started = send(page, "it's 98.6 F outside, what is that in celsius?")
-    page.get_by_text("98.6 °F is 37.0 °C.", exact=True).nth(1).wait_for(timeout=LONG)
-    reuse = time.monotonic() - started
+    clock = page.evaluate("Date.now()")
+    send(page, "it's 98.6 F outside, what is that in celsius?")
+    wait_for_line(page, r"^98\.6 °F is 37\.0 °C\.$", copy=2)  # the turn before said it too
+    reuse = lines_seen(page, clock, copy=2)["98.6 °F is 37.0 °C."]
+    expect(page.get_by_text("98.6 °F is 37.0 °C.", exact=True).nth(1)).to_be_visible()
     wait_idle(page)
     send(page, "count the vowels in Encyclopedia Britannica")
     page.get_by_text("'Encyclopedia Britannica' has 9 vowels.", exact=True).wait_for(timeout=LONG)
