@@ -12,7 +12,6 @@ import json
 import re
 import sys
 import threading
-import time
 import uuid
 from pathlib import Path
 
@@ -99,11 +98,10 @@ def open_chat(served, session: str | None = None):
     return page
 
 
-def send(page, request: str) -> float:
+def send(page, request: str) -> None:
     box = page.get_by_placeholder(INPUT)
     box.fill(request)
     box.press("Enter")
-    return time.monotonic()
 
 
 def shot(page, name: str, full_page: bool = True) -> None:
