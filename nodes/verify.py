@@ -54,7 +54,9 @@ def measure(box, implementation: str, tests: str, report, files, limit: int,
     cannot run at all ends the turn, as in verification.
     """
     try:
-        mutation = gate(box, implementation, tests, report, files, limit)
+        mutation = gate(box, implementation, tests, report, files, limit, starting=lambda count:
+                        event(step, f"mutation gate: running the suite against {count} "
+                              "mutants of the code"))
     except SandboxUnavailable:
         raise
     except SandboxError as exc:

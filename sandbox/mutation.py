@@ -257,13 +257,15 @@ def killer(report: VerifyReport) -> str:
 
 
 def gate(sandbox: Sandbox, implementation: str, tests: str, verified: VerifyReport,
-         files=None, limit: int = MAX_MUTANTS, conftest: str | None = None) -> MutationReport:
+         files=None, limit: int = MAX_MUTANTS, conftest: str | None = None,
+         starting: Callable[[int], None] | None = None) -> MutationReport:
     """Run ``tests`` against the mutants of ``implementation``; return the mutation score.
 
-    ``verified`` is the suite's passing report on the implementation (it sets the budget).
-    A mutant the run had no time for counts neither way.
+    ``verified`` (the suite's pass) sets the time; unrun mutants count neither way.
     """
     made = mutants(implementation, limit)
+    if starting and made:  # a long step: the caller can say how many mutants run
+        starting(len(made))
     reports = sandbox.mutate(implementation, tests, [m.code for m in made], files,
                              variant_timeout=variant_budget(verified), conftest=conftest)
     outcomes = [MutantOutcome(id=m.id, operator=m.operator, line=m.line,

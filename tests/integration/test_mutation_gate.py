@@ -123,6 +123,10 @@ def test_a_strong_suite_passes_the_gate_untouched(make_agent):
     assert record.tests == frozen and turn["tests_hash"] == fingerprint(frozen)
     assert record.report["mutation"]["score"] >= 0.7
     assert record.report["gate"] == {"min_mutation_score": 0.7, "strengthened": 0}
+    # The gate is a first request's longest step: the trace says so when it starts.
+    said = [e["message"] for e in turn["events"] if e["step"] == "verify"]
+    start = said.index("mutation gate: running the suite against 20 mutants of the code")
+    assert said[start + 1].startswith("mutation score ")
 
 
 def test_a_weak_suite_is_strengthened_and_the_wrong_implementation_repaired(make_agent,
