@@ -151,7 +151,7 @@ def render_turn(turn: dict, session: str, last: bool) -> None:
         with st.expander(f"Trace: {steps} steps, {len(turn['events'])} events"):
             if turn["arguments"] is not None:
                 st.text("Arguments: " + json.dumps(turn["arguments"]))
-            render_events(turn["events"])
+            render_events(turn["events"], f"{session}-{turn['turn']}")
 
 
 def thumbs_down(session: str, turn: int) -> None:
@@ -176,7 +176,7 @@ def render_run(run: Run) -> None:
         with st.container(border=True):
             if not run.done.is_set():
                 st.text(f"⏳ {current} — running for {time.time() - run.step_started:.1f} s")
-            render_events(run.events)
+            render_events(run.events, f"{run.session}-{run.turn}")
         if run.stopping:
             st.caption("Stopping after the current step...")
         else:

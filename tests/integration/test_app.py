@@ -115,6 +115,23 @@ def test_empty_chat_offers_the_demo_and_a_suggestion_builds_a_tool(app):
     assert not [b for b in at.button if b.key.startswith("suggest")]  # the chat is not empty
 
 
+def test_a_trace_sends_its_code_only_when_opened(app):
+    from tools_store.library import ToolLibrary
+
+    at = ask(app(), "convert 100 degrees Fahrenheit to Celsius")
+    record = ToolLibrary().get("fahrenheit_to_celsius")
+    sources = {record.code.strip(), record.tests.strip()}
+    assert not [c for c in at.code if c.value.strip() in sources]  # closed: not on the page
+    session = session_of(at)
+    keys = [key for key in at.session_state if key.startswith("source-")]
+    assert sorted(key.rsplit("-", 1)[1] for key in keys) == ["code", "tests"], keys
+    assert all(key.startswith(f"source-{session}-1-") for key in keys), keys
+    for key in keys:  # what a click on each of them does: it opens and reruns
+        at.session_state[key] = True
+    at.run()
+    assert {c.value.strip() for c in at.code} >= sources
+
+
 def test_three_turns_keep_their_story_after_a_reload(app):
     at = app()
     ask(at, "convert 100 degrees Fahrenheit to Celsius")

@@ -232,6 +232,11 @@ def test_first_request_three_turns_and_a_reload(served):
     expect(traces).to_have_count(4, timeout=30_000)
     traces.first.click()
     page.get_by_text("Registration — registered fahrenheit_to_celsius v1 (verified)").wait_for()
+    # Code reaches the page only when its expander is opened.
+    code = page.locator('[data-testid="stCode"]').filter(has_text="def fahrenheit_to_celsius(")
+    assert code.count() == 0
+    page.get_by_text("Implementation: code", exact=True).first.click()
+    code.first.wait_for(timeout=30_000)
     traces.nth(3).click()
     page.get_by_text(re.compile(r"^Reflection — ")).first.wait_for()
     shot(page, "three-turns-after-reload")
