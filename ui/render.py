@@ -86,7 +86,7 @@ def render_events(events: list[dict], scope: str) -> None:
 
     Code is sent to the page only while its expander is open: highlighting every closed
     block was the largest part of the browser's work during a first request (0.44 s of
-    1.6 s), and every page run repeated it. ``scope`` (session and turn) keeps the
+    the page's 1.2-1.5 s), and every page run repeated it. ``scope`` (session and turn) keeps the
     expanders' keys apart, and the same while the turn runs and after it.
     """
     for index, item in enumerate(events):
