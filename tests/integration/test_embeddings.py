@@ -15,11 +15,13 @@ from tools_store.embeddings import LOCAL_ID
 from tools_store.onnx_embeddings import (
     MANIFEST,
     MIN_COSINE,
+    MODEL_FILE,
     WEIGHTS_FILE,
     ExportError,
     OnnxEmbeddings,
     export_dir,
     file_sha256,
+    read_manifest,
 )
 
 # Not the manifest's reference sentences: short and long (past the 256-token window), empty,
@@ -133,8 +135,8 @@ def test_files_hashed_once_are_not_hashed_again_until_written(export_copy, monke
 
 
 def test_changed_weights_with_a_matching_checksum_fail_the_vector_check(export_copy):
-    # Damage the last layer's feed-forward weights (the file's tail) and record their new
-    # checksum: only the vectors show it.
+    # Damage layer weights near the file's end (the word embeddings are at its start) and
+    # record their new checksum: only the vectors show it.
     with open(export_copy / WEIGHTS_FILE, "r+b") as handle:
         handle.seek(-8_000_000, os.SEEK_END)
         handle.write(np.full(1_000_000, 0.5, dtype=np.float32).tobytes())
@@ -142,6 +144,28 @@ def test_changed_weights_with_a_matching_checksum_fail_the_vector_check(export_c
     _edit_manifest(export_copy, lambda m: m["sha256"].update({WEIGHTS_FILE: digest}))
     with pytest.raises(ExportError, match=r"does not give the reference vectors"):
         OnnxEmbeddings(export_copy)
+
+
+def test_the_export_runs_fused_attention():
+    """Each layer's attention is one fused operator: a quarter less time per query."""
+    import onnx
+
+    from tools_store.onnx_export import RECIPE
+
+    graph = onnx.load(str(export_dir() / MODEL_FILE), load_external_data=False).graph
+    operators = [node.op_type for node in graph.node]
+    assert operators.count("Attention") == 6  # MiniLM-L6's six layers
+    assert "Softmax" not in operators  # no unfused attention left beside them
+    assert read_manifest(export_dir())["exported_with"]["recipe"] == RECIPE
+
+
+def test_an_export_by_an_older_recipe_is_redone(export_copy):
+    from tools_store.onnx_export import is_current, source_record
+
+    source = source_record()
+    assert is_current(export_copy, source)
+    _edit_manifest(export_copy, lambda m: m["exported_with"].update(recipe=1))
+    assert not is_current(export_copy, source)
 
 
 def test_a_missing_export_says_to_rerun_the_setup(tmp_path):
