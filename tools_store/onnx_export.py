@@ -84,8 +84,9 @@ def is_current(directory: Path, source: dict) -> bool:
     """Say whether ``directory`` holds a sound export of exactly these source weights."""
     try:
         manifest = read_manifest(directory)
-        if (manifest.get("source") != source
-                or manifest.get("exported_with", {}).get("recipe") != RECIPE):
+        made = manifest.get("exported_with")
+        if (manifest.get("source") != source or not isinstance(made, dict)
+                or made.get("recipe") != RECIPE):
             return False
         OnnxEmbeddings(directory)
     except ExportError:
