@@ -121,14 +121,21 @@ def _fuse(traced: Path, config) -> tuple:
     Each layer's attention becomes one Attention operator (its three projections one matrix
     product): 62 nodes instead of 532, and about a quarter less time per query. Only the
     portable graph rewrites are applied (``opt_level=0``); ONNX Runtime adds the processor's
-    own at every load. A graph the fusions do not recognize is kept as it is: the same vectors,
-    only slower.
+    own at every load. A graph the fusions do not recognize, or an ONNX Runtime whose optimizer
+    fails on it, leaves the traced graph as it is: the same vectors, only slower.
     """
-    from onnxruntime.transformers import optimizer
+    import onnx
 
-    fused = optimizer.optimize_model(str(traced), model_type="bert", opt_level=0,
-                                     num_heads=config.num_attention_heads,
-                                     hidden_size=config.hidden_size)
+    try:
+        from onnxruntime.transformers import optimizer
+
+        fused = optimizer.optimize_model(str(traced), model_type="bert", opt_level=0,
+                                         num_heads=config.num_attention_heads,
+                                         hidden_size=config.hidden_size)
+    except Exception as exc:  # a speed-up only: never a reason to leave setup without a model
+        log.warning("ONNX Runtime could not fuse the graph (%s: %s); exporting it unfused",
+                    type(exc).__name__, exc)
+        return onnx.load(str(traced)), {}
     fusions = {name: count for name, count in fused.get_fused_operator_statistics().items()
                if count}
     if fusions.get("Attention") != config.num_hidden_layers:

@@ -168,6 +168,26 @@ def test_an_export_by_an_older_recipe_is_redone(export_copy):
     assert not is_current(export_copy, source)
 
 
+def test_an_optimizer_that_fails_leaves_an_unfused_export_that_loads(tmp_path, monkeypatch,
+                                                                     caplog):
+    import onnx
+    from onnxruntime.transformers import optimizer
+
+    from tools_store.onnx_export import export
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no fusion today")
+
+    monkeypatch.setattr(optimizer, "optimize_model", broken)
+    directory = export(tmp_path / "export")
+    assert "could not fuse the graph (RuntimeError: no fusion today)" in caplog.text
+    operators = [node.op_type for node in
+                 onnx.load(str(directory / MODEL_FILE), load_external_data=False).graph.node]
+    assert "Attention" not in operators and "Softmax" in operators
+    assert read_manifest(directory)["exported_with"]["fusions"] == {}
+    assert OnnxEmbeddings(directory).check() >= MIN_COSINE
+
+
 def test_a_missing_export_says_to_rerun_the_setup(tmp_path):
     with pytest.raises(ExportError, match=r"no ONNX export.*re-run the setup"):
         OnnxEmbeddings(tmp_path / "nothing-here")
