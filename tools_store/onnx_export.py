@@ -119,10 +119,11 @@ def _fuse(traced: Path, config) -> tuple:
     """Return the traced graph with attention, layer norms and GELU fused, and what was fused.
 
     Each layer's attention becomes one Attention operator (its three projections one matrix
-    product): 62 nodes instead of 532, and about a quarter less time per query. Only the
-    portable graph rewrites are applied (``opt_level=0``); ONNX Runtime adds the processor's
-    own at every load. A graph the fusions do not recognize, or an ONNX Runtime whose optimizer
-    fails on it, leaves the traced graph as it is: the same vectors, only slower.
+    product): 62 nodes instead of 532, and about a fifth less time per query (none when the
+    host is slow). Only the portable graph rewrites are applied (``opt_level=0``); ONNX
+    Runtime adds the processor's own at every load. A graph the fusions do not recognize, or
+    an ONNX Runtime whose optimizer fails on it, leaves the traced graph as it is: the same
+    vectors, only slower.
     """
     import onnx
 
@@ -160,7 +161,7 @@ def export(directory: Path | None = None, force: bool = False) -> Path:
     started = time.perf_counter()
     weights = weights_dir()
     # Eager attention traces to the pattern that ONNX Runtime's BERT fusions recognize; the
-    # default (SDPA) traces to one they do not, and runs a quarter slower per query.
+    # default (SDPA) traces to one they do not, and runs about a fifth slower per query.
     model = SentenceTransformer(str(weights), device="cpu",
                                 model_kwargs={"attn_implementation": "eager"})
     tokenizer = model.tokenizer

@@ -147,7 +147,7 @@ def test_changed_weights_with_a_matching_checksum_fail_the_vector_check(export_c
 
 
 def test_the_export_runs_fused_attention():
-    """Each layer's attention is one fused operator: a quarter less time per query."""
+    """Each layer's attention is one fused operator: about a fifth less time per query."""
     import onnx
 
     from tools_store.onnx_export import RECIPE
