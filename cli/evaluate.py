@@ -16,7 +16,8 @@ figures:
 live (a perfect judge resolves the band, a user marks a wrong direct reuse wrong) so that
 its outcomes become evidence, and reports the other half before and after. Beside it, the
 learned half's own requests with their numbers changed (``value_variants``): the repeats
-that evidence must serve at once.
+that evidence must serve at once; and ``radius_ceiling``, the most direct reuse that any
+evidence radius could give the unseen half on this embedding model.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ import tempfile
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
+
+import numpy as np
 
 from nodes.decide import Choice, choose
 from tools_store.library import ToolLibrary
@@ -174,18 +177,53 @@ def learn_and_measure(library: ToolLibrary, queries: list[dict], rule: dict) -> 
     train = [queries[i] for i in sorted(order[:len(order) // 2])]
     test = [queries[i] for i in sorted(order[len(order) // 2:])]
     before = score(collect(library, test), rule)
-    fed = 0
+    fed: list[Evidence] = []
     for query, result in collect(library, train):
         items = lived_outcome(query, choose(result, rule))
         library.add_evidence(items)
-        fed += len(items)
+        fed += items
     after = score(collect(library, test), rule)
     variants = [{**q, "query": NUMBER.sub(lambda m: str(int(m.group()) + 3), q["query"])}
                 for q in train if NUMBER.search(q["query"])]
     return {"seed": LEARN_SEED, "learned_from": len(train), "measured_on": len(test),
-            "evidence_rows": fed, "first_pass": before, "after_learning": after,
+            "evidence_rows": len(fed), "first_pass": before, "after_learning": after,
             "value_variants": {"requests": len(variants),
-                               **score(collect(library, variants), rule)}}
+                               **score(collect(library, variants), rule)},
+            "radius_ceiling": radius_ceiling(library.index.embed_query, fed, test)}
+
+
+def radius_ceiling(embed, fed: list[Evidence], test: list[dict]) -> dict:
+    """Return the most direct reuse that any evidence radius allows on the unseen half.
+
+    Each request takes the verdict of its nearest strong evidence row (``embed``: text to
+    vector), and a radius reuses that row's tool directly when the row says it serves and
+    lies within the radius. The widest radius whose false direct reuse stays within the
+    target bounds every rule that learns from nearness alone on this embedding model: where
+    it is no higher than the first pass, new phrasings need a judge or a stronger model.
+    """
+    strong = [e for e in fed if e.strength == "strong"]
+    nearest = []
+    if strong:
+        rows = _unit([embed(e.request) for e in strong])
+        for query in test:
+            similarities = rows @ _unit([embed(query["query"])])[0]
+            row = strong[int(np.argmax(similarities))]
+            if row.serves:
+                nearest.append((float(similarities.max()), row.tool != query.get("expect")))
+    best = {"radius": None, "direct_reuse_share": 0.0, "false_direct_reuses": 0}
+    wrong = 0
+    for reused, (similarity, is_wrong) in enumerate(sorted(nearest, reverse=True), 1):
+        wrong += is_wrong
+        if wrong / len(test) > TARGETS["false_direct_reuse_rate"]:
+            break  # every wider radius keeps this wrong reuse
+        best = {"radius": round(similarity, 4), "direct_reuse_share": round(reused / len(test), 4),
+                "false_direct_reuses": wrong}
+    return best
+
+
+def _unit(vectors: list[list[float]]) -> np.ndarray:
+    matrix = np.asarray(vectors, dtype=np.float64)
+    return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
 
 
 def lived_outcome(query: dict, choice: Choice) -> list[Evidence]:

@@ -120,6 +120,10 @@ def test_eval_learns_from_one_half_and_measures_the_other(tmp_path):
     assert after["decision_accuracy_no_judge"] == 1.0  # learned: no judge needed any more
     variants = report["learn"]["value_variants"]
     assert variants["requests"] == 4 and variants["false_direct_reuses"] == 0
+    # No radius could have done it: an inverse request sits nearer a served request than any
+    # true variant does, so the same-request template is what learned.
+    assert report["learn"]["radius_ceiling"] == {"radius": None, "direct_reuse_share": 0.0,
+                                                 "false_direct_reuses": 0}
 
 
 def test_migration_3_moves_served_requests_into_weak_evidence(schema):
