@@ -75,8 +75,8 @@ def bench_embeddings(queries: int = 200, paths: tuple[str, ...] = PATHS) -> dict
             results[path] = {"error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
             continue
         results[path] = json.loads(done.stdout.strip().splitlines()[-1])
-    # The host's speed drifts through the day (the same query 2.4 to 9 ms); the two paths'
-    # ratio in one run drifts much less (4.2 and 3.1 in two runs of one evening).
+    # How much faster than the path it replaced, both measured on the host as it is now. It
+    # drifts too (2.5 to 4.2 in three runs of one evening, the old path's time the more).
     onnx, old = (results.get(path, {}).get("query_ms_median") for path in PATHS)
     if onnx and old:
         results["query_speedup"] = round(old / onnx, 2)
