@@ -1,7 +1,6 @@
 """`sea eval retrieval FILE`: discovery measured on a labelled set, in a throwaway library.
 
-Every query is searched and put through the graph's own rule (``nodes.decide.choose``). The
-figures:
+Every query is searched and put through the graph's own rule (``nodes.decide.choose``):
 
 * ``false_direct_reuse_rate``: requests reused directly with the wrong tool (no tool fits, or
   another one does), over all requests - the silent wrong answers;
@@ -31,6 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+from pydantic import ValidationError
 
 from nodes.decide import Choice, choose
 from tools_store.library import ToolLibrary
@@ -45,12 +45,27 @@ TARGETS = {"false_direct_reuse_rate": 0.03, "band_recall": 0.95}
 
 
 def load_eval_set(path: str | Path) -> dict:
-    """Read and check an evaluation file (tools with name and description; queries)."""
-    data = json.loads(Path(path).read_text())
-    if not isinstance(data.get("tools"), list) or not isinstance(data.get("queries"), list):
-        raise ValueError(f"{path}: expected 'tools' and 'queries' lists")
+    """Read and check an evaluation file; ValueError saying what is wrong, and where."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: cannot read it as JSON ({exc})") from exc
+    if not (isinstance(data, dict) and isinstance(data.get("tools"), list)
+            and isinstance(data.get("queries"), list)):
+        raise ValueError(f"{path}: expected an object with 'tools' and 'queries' lists")
+    for number, tool in enumerate(data["tools"], 1):
+        try:  # pydantic's ValidationError is a ValueError too
+            if not isinstance(tool, dict) or not {"name", "description"} <= tool.keys():
+                raise ValueError("it needs a 'name' and a 'description'")
+            fixture_spec(tool)
+        except ValueError as exc:
+            problem = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else exc
+            raise ValueError(f"{path}: tool {number}: {problem}") from exc
     names = {t["name"] for t in data["tools"]}
-    for query in data["queries"]:
+    for number, query in enumerate(data["queries"], 1):
+        if not (isinstance(query, dict) and isinstance(query.get("query"), str)
+                and query["query"].strip()):
+            raise ValueError(f"{path}: query {number} needs a 'query' (a non-empty string)")
         if query.get("expect") is not None and query["expect"] not in names:
             raise ValueError(f"{path}: query {query['query']!r} expects an unknown tool")
     return data
@@ -196,10 +211,8 @@ def radius_ceiling(embed, fed: list[Evidence], test: list[dict]) -> dict:
     """Return the most direct reuse that any evidence radius allows on the unseen half.
 
     Each request takes the verdict of its nearest strong evidence row (``embed``: text to
-    vector), and a radius reuses that row's tool directly when the row says it serves and
-    lies within the radius. The widest radius whose false direct reuse stays within the
-    target bounds every rule that learns from nearness alone on this embedding model: where
-    it is no higher than the first pass, new phrasings need a judge or a stronger model.
+    vector); a radius reuses that row's tool when the row says it serves. The widest radius
+    within the false direct reuse target bounds every rule that learns from nearness alone.
     """
     strong = [e for e in fed if e.strength == "strong"]
     nearest = []
