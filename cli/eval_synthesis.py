@@ -74,15 +74,21 @@ def {test}(call):
 
 def load_tasks(path: str | Path, only: list[str] | None = None) -> dict:
     """Read a task set and check what the harness relies on; keep the ``only`` tasks."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: cannot read it as JSON ({exc})") from exc
     tasks = data.get("tasks") if isinstance(data, dict) else None
     if not isinstance(tasks, list) or not tasks:
         raise ValueError(f"{path}: expected an object with a 'tasks' list")
-    for task in tasks:
+    for number, task in enumerate(tasks, 1):
+        if not isinstance(task, dict):
+            raise ValueError(f"{path}: task {number} is not an object")
         missing = [key for key in ("id", "request", "signature", "hidden_tests", "sample_call")
                    if key not in task]
         if missing:
-            raise ValueError(f"{path}: task {task.get('id')!r} lacks {', '.join(missing)}")
+            raise ValueError(f"{path}: task {task.get('id', number)!r} lacks "
+                             f"{', '.join(missing)}")
     if only:
         unknown = set(only) - {task["id"] for task in tasks}
         if unknown:

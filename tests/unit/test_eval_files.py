@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from cli.eval_synthesis import load_tasks
 from cli.evaluate import load_eval_set
 from cli.main import main
 
@@ -49,3 +50,18 @@ def test_a_good_file_loads(tmp_path):
     path = tmp_path / "set.json"
     path.write_text(json.dumps(data))
     assert load_eval_set(path) == data
+
+
+@pytest.mark.parametrize("content, says", [
+    ("{", "cannot read it as JSON"),
+    (json.dumps({"tasks": []}), "expected an object with a 'tasks' list"),
+    (json.dumps({"tasks": ["reverse"]}), "task 1 is not an object"),
+    (json.dumps({"tasks": [{"request": "reverse a string"}]}),
+     "task 1 lacks id, signature, hidden_tests, sample_call"),
+])
+def test_a_broken_task_set_says_what_is_wrong(tmp_path, content, says):
+    path = tmp_path / "tasks.json"
+    path.write_text(content)
+    with pytest.raises(ValueError) as raised:
+        load_tasks(path)
+    assert str(raised.value).startswith(f"{path}: ") and says in str(raised.value)
