@@ -29,5 +29,9 @@ class ItemMissing(LibraryError):
     """A session item that does not exist, or whose file is gone from the data directory."""
 
 
+class EmptyQuery(LibraryError, ValueError):
+    """A search for nothing: the query is empty or blank."""
+
+
 class WorkflowNotFound(LibraryError):
     """No recorded workflow with that id."""

@@ -27,7 +27,7 @@ from psycopg.rows import dict_row
 from . import cache, db, discovery, evidence, policies, records
 from .db import sea_home
 from .embeddings import embedding_model_id, load_embeddings
-from .errors import LibraryError, ToolNotFound
+from .errors import EmptyQuery, LibraryError, ToolNotFound
 from .history import version_history
 from .index import Docs, ToolIndex
 from .migrations import migrate
@@ -439,6 +439,8 @@ class ToolLibrary:
         Tools that stored evidence names are offered too, even when their purpose is not
         among the nearest.
         """
+        if not query.strip():  # every tool would rank by the vector of nothing
+            raise EmptyQuery("the search query is empty")
         if vector is None:
             vector = self.index.embed_query(query)
         best = self.index.nearest(vector, k=max(20, k * 4))

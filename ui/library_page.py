@@ -212,7 +212,7 @@ def library_page() -> None:
     """Search the library; list its tools; open one to act on it; restore a retired one."""
     library = backend.agent().library
     query = st.text_input("Search the library")
-    if query:
+    if query.strip():
         result = library.search(query)
         decision, _, reason, *_ = preview(result)
         st.text(f"Decision: {decision} — {reason}")

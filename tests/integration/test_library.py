@@ -12,7 +12,13 @@ import pytest
 from pydantic import ValidationError
 
 from nodes.decide import preview
-from tools_store.errors import IndexModelMismatch, InvalidToolName, ToolExists, ToolNotFound
+from tools_store.errors import (
+    EmptyQuery,
+    IndexModelMismatch,
+    InvalidToolName,
+    ToolExists,
+    ToolNotFound,
+)
 from tools_store.library import ToolLibrary
 from tools_store.migrations import migrate
 from tools_store.models import Evidence, ToolSpec, check_tool_name
@@ -39,6 +45,13 @@ def decided(library, query: str) -> tuple[str, str | None]:
     """Return the decision the graph makes (before any judge) on the library's ranking."""
     choice = preview(library.search(query))
     return choice.decision, choice.chosen.name if choice.chosen else None
+
+
+def test_a_blank_search_is_refused_rather_than_ranked(library):
+    library.register(km_spec(), CODE, TESTS, {"status": "passed"})
+    for query in ("", "  \n\t"):
+        with pytest.raises(EmptyQuery, match="the search query is empty"):
+            library.search(query)
 
 
 def test_register_get_files_and_search(library):
