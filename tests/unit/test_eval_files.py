@@ -11,6 +11,16 @@ from cli.main import main
 GOOD_TOOL = {"name": "count_vowels", "description": "Count the vowels in a string."}
 
 
+def refusal(load, tmp_path, content: str) -> str:
+    """Return the error ``load`` raises on a file holding ``content``; it names the file."""
+    path = tmp_path / "set.json"
+    path.write_text(content)
+    with pytest.raises(ValueError) as raised:
+        load(path)
+    assert str(raised.value).startswith(f"{path}: ")
+    return str(raised.value)
+
+
 @pytest.mark.parametrize("content, says", [
     ("not json", "cannot read it as JSON"),
     ("[1, 2]", "expected an object with 'tools' and 'queries' lists"),
@@ -29,11 +39,7 @@ GOOD_TOOL = {"name": "count_vowels", "description": "Count the vowels in a strin
      "query 'reverse it' expects an unknown tool"),
 ])
 def test_a_broken_file_says_what_is_wrong(tmp_path, content, says):
-    path = tmp_path / "set.json"
-    path.write_text(content)
-    with pytest.raises(ValueError) as raised:
-        load_eval_set(path)
-    assert str(raised.value).startswith(f"{path}: ") and says in str(raised.value)
+    assert says in refusal(load_eval_set, tmp_path, content)
 
 
 def test_the_command_reports_it_in_one_line(tmp_path, capsys):
@@ -60,8 +66,4 @@ def test_a_good_file_loads(tmp_path):
      "task 1 lacks id, signature, hidden_tests, sample_call"),
 ])
 def test_a_broken_task_set_says_what_is_wrong(tmp_path, content, says):
-    path = tmp_path / "tasks.json"
-    path.write_text(content)
-    with pytest.raises(ValueError) as raised:
-        load_tasks(path)
-    assert str(raised.value).startswith(f"{path}: ") and says in str(raised.value)
+    assert says in refusal(load_tasks, tmp_path, content)
