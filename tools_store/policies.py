@@ -71,6 +71,17 @@ WHOLE_RANGES = {"judge_candidates": (1, 10), "cache_ttl_seconds": (0, 10**8),
                 "max_mutants": (0, 100), "max_strengthen": (0, 10)}
 # Plans and learned workflows: a bound on a plan's length, the evidence before a workflow reruns.
 WHOLE_RANGES.update(max_steps=(1, 20), workflow_min_successes=(1, 1000))
+# Self-repair and the conversation index.
+WHOLE_RANGES.update(replay_limit=(0, 100), rollback_window=(1, 1000),
+                    served_requests_indexed=(0, 1000))
+# Settings with sub-keys; an int range asks for a whole number, a float range for any number.
+NESTED_RANGES = {
+    "experimental_limits": {"timeout": (0.5, 600.0), "memory_mb": (32, 65536)},
+    "promotion": {"min_uses": (1, 10**6), "min_success_rate": (0.0, 1.0),
+                  "replay_runs": (0, 100), "replay_bytes": (0, 10**8)},
+    "memory": {"relevant_turns": (0, 50), "min_similarity": (0.0, 1.0),
+               "summary_turns": (0, 1000)},
+}
 
 
 class PolicyError(ValueError):
@@ -205,9 +216,17 @@ def check(policy: dict) -> None:
     for name, value in policy["weights"].items():
         _check_number(f"weights.{name}", name, value)
     for name, (low, high) in WHOLE_RANGES.items():
-        value = policy[name]
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise PolicyError(f"{name} must be a whole number from {low} to {high}")
+        _check_range(name, policy[name], low, high)
+    for name, ranges in NESTED_RANGES.items():
+        for sub, value in _table(policy, name).items():
+            if sub not in ranges:
+                raise PolicyError(f"unknown policy key {name}.{sub}")
+            _check_range(f"{name}.{sub}", value, *ranges[sub])
+    for model_id, value in _table(policy, "workflow_thresholds").items():
+        _check_range(f"workflow_thresholds.{model_id}", value, 0.0, 1.01)
+    for model_id, value in _table(policy, "calibration").items():
+        if not isinstance(value, dict):
+            raise PolicyError(f"calibration.{model_id} must be an object (a tuning run's record)")
     score = policy["min_mutation_score"]
     if isinstance(score, bool) or not isinstance(score, int | float) or not 0 <= score <= 1:
         raise PolicyError("min_mutation_score must be a number from 0 to 1")
@@ -216,6 +235,20 @@ def check(policy: dict) -> None:
     unknown = set(policy) - set(DEFAULT_POLICY)
     if unknown:
         raise PolicyError(f"unknown policy key(s): {', '.join(sorted(unknown))}")
+
+
+def _table(policy: dict, name: str) -> dict:
+    if not isinstance(policy[name], dict):
+        raise PolicyError(f"{name} must be an object")
+    return policy[name]
+
+
+def _check_range(path: str, value, low, high) -> None:
+    whole = isinstance(low, int)
+    if isinstance(value, bool) or not isinstance(value, int if whole else int | float) \
+            or not low <= value <= high:
+        kind = "a whole number" if whole else "a number"
+        raise PolicyError(f"{path} must be {kind} from {low} to {high}")
 
 
 def _check_number(path: str, name: str, value) -> None:

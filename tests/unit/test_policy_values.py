@@ -35,6 +35,18 @@ def test_a_change_keeps_the_values_beside_it():
     ("word_checks", "yes", "true or false"), ("weights.similarity", "2", "from 0.0 to 1.0"),
     (f"thresholds.{LOCAL_ID}.verify", "0.95", "verify must not exceed reuse"),
     (f"thresholds.{LOCAL_ID}.radius", "0.5", "unknown policy key"),
+    # The settings that self-repair, workflows and memory read: a bad value here broke
+    # every later turn with an error that did not name the policy.
+    ("replay_limit", "abc", "replay_limit must be a whole number from 0 to 100"),
+    ("rollback_window", "2.5", "rollback_window must be a whole number"),
+    ("workflow_thresholds", '"x"', "workflow_thresholds must be an object"),
+    (f"workflow_thresholds.{LOCAL_ID}", "NaN", "must be a number from 0.0 to 1.01"),
+    ("calibration", '"x"', "calibration must be an object"),
+    (f"calibration.{LOCAL_ID}", "1", "must be an object"),
+    ("memory.nokey", "1", "unknown policy key memory.nokey"),
+    ("promotion.min_success_rate", "Infinity", "from 0.0 to 1.0"),
+    ("experimental_limits.memory_mb", "0", "from 32 to 65536"),
+    ("experimental_limits.timeout", "-1", "from 0.5 to 600.0"),
 ])
 def test_bad_changes_are_refused(key, value, message):
     with pytest.raises(PolicyError, match=message):
