@@ -16,7 +16,7 @@ from .output import emit
 
 def _limits(args) -> Limits:
     limits = Limits()
-    if getattr(args, "timeout", None):
+    if getattr(args, "timeout", None) is not None:  # 0 is refused by Limits, not ignored
         limits = replace(limits, timeout=float(args.timeout))
     return limits
 

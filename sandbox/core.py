@@ -19,13 +19,18 @@ import re
 import secrets
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
-from .errors import SandboxError, SandboxFault, SandboxUnavailable  # noqa: F401  (re-exported)
+from .errors import (  # noqa: F401  (re-exported)
+    LimitError,
+    SandboxError,
+    SandboxFault,
+    SandboxUnavailable,
+)
 from .reports import CallResult, OutputFile, TestOutcome, VerifyReport
 from .runner import (
     CONFTEST_FILE,
@@ -47,14 +52,24 @@ UID_SPAN = 1 << 30
 # Extra modules shipped beside tool.py (a composite's pinned components): plain module names.
 MODULE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}\.py$")
 RESERVED_FILES = (TOOL_FILE, TEST_FILE, "conftest.py")
+MAX_LIMIT = 10**9  # above any real limit (a day is 86,400 s), below the clock's overflow
 
 
 def _env_float(name: str, default: float) -> float:
-    return float(os.environ.get(name) or default)
+    return _env(name, default, float)
 
 
 def _env_int(name: str, default: int) -> int:
-    return int(os.environ.get(name) or default)
+    return _env(name, default, int)
+
+
+def _env(name: str, default, kind):
+    raw = os.environ.get(name)
+    try:
+        return kind(raw) if raw else default
+    except ValueError:
+        raise LimitError(f"{name}={raw!r} is not {'a whole' if kind is int else 'a'} "
+                         "number") from None
 
 
 @dataclass(frozen=True)
@@ -76,6 +91,18 @@ class Limits:
         "SEA_SANDBOX_OUTPUT_FILES_BYTES", 2 * 1024 * 1024))
     # Time the host waits beyond ``timeout`` for the runner to report before killing it.
     grace: float = 5.0
+
+    def __post_init__(self) -> None:
+        # Docker reads a memory or pids limit of 0 or less as "no limit", and a run cannot
+        # wait past the platform's clock: refuse such a limit rather than run without it.
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, bool) or not isinstance(value, int | float) \
+                    or not 0 < value <= MAX_LIMIT:
+                variable = f"SEA_SANDBOX_{item.name.upper()}"
+                source = f" (set by {variable})" if os.environ.get(variable) else ""
+                raise LimitError(f"the sandbox limit {item.name}{source} must be above 0 and "
+                                 f"at most {MAX_LIMIT:,}, not {value!r}")
 
 
 def check_modules(modules: dict[str, str] | None) -> dict[str, str]:

@@ -14,3 +14,7 @@ class SandboxFault(SandboxError):
 
     Not a verdict on the code: a retry on a fresh container may well succeed.
     """
+
+
+class LimitError(SandboxError, ValueError):
+    """A resource limit that would not limit: zero, negative, infinite or not a number."""
