@@ -156,6 +156,18 @@ def cmd_chat(args) -> int:
     return 0
 
 
+def session_id(value: str) -> str:
+    """Return ``value`` if a session can be keyed by it (an argparse type: refused at once)."""
+    import argparse
+
+    from tools_store.sessions import check_session_id
+
+    try:
+        return check_session_id(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def common_options(p) -> None:
     """Add the options every command that runs the agent takes."""
     p.add_argument("--model", help="model name, or scripted:FILE (default: SEA_MODEL)")
@@ -171,7 +183,7 @@ def add_parsers(sub) -> None:
     """Add `sea ask` and `sea chat`."""
     p = sub.add_parser("ask", help="serve one request")
     p.add_argument("request")
-    p.add_argument("--session", help="session id (continues a conversation)")
+    p.add_argument("--session", type=session_id, help="session id (continues a conversation)")
     p.add_argument("--in-process", action="store_true",
                    help="never hand the request to a running agent (sea chat, the app)")
     p.add_argument("--new-tool", action="store_true",
@@ -179,6 +191,6 @@ def add_parsers(sub) -> None:
     common_options(p)
     p.set_defaults(func=cmd_ask)
     p = sub.add_parser("chat", help="a conversation in the terminal")
-    p.add_argument("--session")
+    p.add_argument("--session", type=session_id)
     common_options(p)
     p.set_defaults(func=cmd_chat)

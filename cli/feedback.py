@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from .ask import _agent, _print_turn, common_options
+from .ask import _agent, _print_turn, common_options, session_id
 from .output import emit
 
 
@@ -46,7 +46,7 @@ def cmd_feedback(args) -> int:
 def add_parsers(sub) -> None:
     """Add `sea feedback`."""
     p = sub.add_parser("feedback", help="mark a session's last answer right, or wrong (repair)")
-    p.add_argument("session", help="the session whose last answer is judged")
+    p.add_argument("session", type=session_id, help="the session whose last answer is judged")
     verdict = p.add_mutually_exclusive_group(required=True)
     verdict.add_argument("--wrong", nargs="?", const="", metavar="NOTE",
                          help="the answer was wrong (an optional note why): repair the tool")

@@ -23,6 +23,7 @@ from nodes.kit.checks import check_request
 from nodes.kit.context import Context
 from nodes.kit.model import is_scripted, resolve_model_name
 from tools_store.db import connect, database_url, setup_lock
+from tools_store.sessions import check_session_id
 
 from .agent import build_graph
 
@@ -82,13 +83,14 @@ class Agent:
         ``files`` replace the context's input files for this turn. ``new_tool``: build a new
         tool for this request even when one could be reused. ``feedback`` ({"note": ...})
         marks the session's last answer wrong and repairs the tool that gave it. A request no
-        storage can hold is refused here: the checkpointer stores the input before the first
-        node could refuse it. ``control.request_drain()`` stops the turn cooperatively between
-        steps: it is closed in the session with a message saying so, and the last item is
-        ``stopped`` instead of ``final``.
+        storage can hold, or a session id none can key, is refused here: the checkpointer
+        stores the input before the first node could refuse it. ``control.request_drain()``
+        stops the turn cooperatively between steps: it is closed in the session with a
+        message saying so, and the last item is ``stopped`` instead of ``final``.
         """
         try:
             check_request(request)
+            check_session_id(session_id)
         except ValueError as exc:
             error = f"enrich failed: {exc}"
             yield {"kind": "event", "step": "enrich", "message": error, "level": "error"}

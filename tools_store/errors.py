@@ -29,8 +29,8 @@ class ItemMissing(LibraryError):
     """A session item that does not exist, or whose file is gone from the data directory."""
 
 
-class EmptyQuery(LibraryError, ValueError):
-    """A search for nothing: the query is empty or blank."""
+class BadQuery(LibraryError, ValueError):
+    """A search query that is blank, or text that is not valid Unicode."""
 
 
 class WorkflowNotFound(LibraryError):

@@ -27,13 +27,14 @@ from psycopg.rows import dict_row
 from . import cache, db, discovery, evidence, policies, records
 from .db import sea_home
 from .embeddings import embedding_model_id, load_embeddings
-from .errors import EmptyQuery, LibraryError, ToolNotFound
+from .errors import BadQuery, LibraryError, ToolNotFound
 from .history import version_history
 from .index import Docs, ToolIndex
 from .migrations import migrate
 from .mirror import FileMirror
 from .models import Candidate, Evidence, SearchResult, ToolRecord, ToolSpec, check_tool_name
-from .sessions import SessionData
+from .sessions import SessionData, check_session_id
+from .text import unstorable
 from .workflows import WorkflowStore
 
 code_hash = records.code_hash
@@ -341,6 +342,7 @@ class ToolLibrary:
         "Wrong" also marks the positive evidence for that tool on the same request (any
         session) as wrong, so it no longer allows a direct reuse.
         """
+        check_session_id(session_id)
         run = records.last_execution(self._reader(), session_id)
         if run is None or not run["request"]:
             raise ToolNotFound(f"session {session_id!r} has no tool run to give feedback on")
@@ -440,7 +442,9 @@ class ToolLibrary:
         among the nearest.
         """
         if not query.strip():  # every tool would rank by the vector of nothing
-            raise EmptyQuery("the search query is empty")
+            raise BadQuery("the search query is empty")
+        if problem := unstorable(query):
+            raise BadQuery(f"the search query holds {problem}")
         if vector is None:
             vector = self.index.embed_query(query)
         best = self.index.nearest(vector, k=max(20, k * 4))

@@ -16,7 +16,7 @@ from psycopg.types.json import Jsonb
 
 from .errors import ToolExists, ToolNotFound
 from .models import ToolRecord, ToolSpec
-from .text import storable
+from .text import storable, unstorable
 
 # The figures of version ``v`` from its executions (index on name, version, id). A success
 # the user marked wrong is not a success.
@@ -104,10 +104,12 @@ def retire(conn: psycopg.Connection, name: str) -> None:
 
 def get(conn: psycopg.Connection, name: str, version: int | None = None) -> ToolRecord:
     """Return the current (or the given) version of a tool."""
-    row = conn.execute(_VERSION_ROWS + "WHERE t.name = %s AND v.version = "
-                       "coalesce(%s, t.current_version)", (name, version)).fetchone()
+    row = None if unstorable(name) else conn.execute(
+        _VERSION_ROWS + "WHERE t.name = %s AND v.version = coalesce(%s, t.current_version)",
+        (name, version)).fetchone()
     if row is None:
-        raise ToolNotFound(f"no tool {name!r}" + (f" version {version}" if version else ""))
+        raise ToolNotFound(f"no tool {name!r}" + (f" version {version}"
+                                                   if version is not None else ""))
     return record_of(row)
 
 
@@ -131,8 +133,10 @@ def all_versions(conn: psycopg.Connection, name: str | None = None) -> list[Tool
 
 def name_taken(conn: psycopg.Connection, name: str) -> bool:
     """Tell whether a tool that is not retired has this name."""
-    return conn.execute("SELECT 1 FROM tools WHERE name = %s AND status <> 'retired'",
-                        (name,)).fetchone() is not None
+    # A name holding a NUL or a lone surrogate names nothing (and PostgreSQL refuses it).
+    return not unstorable(name) and conn.execute(
+        "SELECT 1 FROM tools WHERE name = %s AND status <> 'retired'", (name,)
+    ).fetchone() is not None
 
 
 def offered(conn: psycopg.Connection, names: list[str]) -> list[dict]:

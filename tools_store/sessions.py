@@ -28,6 +28,25 @@ from .errors import ItemMissing
 
 TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t"}
 MAX_SHAPE_BYTES = 32 * 1024 * 1024  # files larger than this are not parsed for a shape
+MAX_SESSION_ID = 128  # sessions are keyed by it in indexed columns and in folder names
+
+
+def check_session_id(session: str) -> str:
+    """Return ``session`` if it can key a session, else raise ValueError saying why.
+
+    Any printable text up to MAX_SESSION_ID characters: longer ids overflow the database's
+    index rows after a turn has done its work, and control characters, NULs and lone
+    surrogates (bytes that are not UTF-8) can be neither stored nor printed.
+    """
+    if not isinstance(session, str) or not session:
+        raise ValueError("the session id is empty")
+    if len(session) > MAX_SESSION_ID:
+        raise ValueError(f"the session id has {len(session):,} characters; at most "
+                         f"{MAX_SESSION_ID} are allowed")
+    if not session.isprintable():
+        raise ValueError("the session id holds a control character or text that is not "
+                         "valid UTF-8; use printable text")
+    return session
 
 
 def safe_session(session: str) -> str:

@@ -594,6 +594,31 @@ def test_nul_and_lone_surrogates_in_requests_end_in_clear_messages(make_agent, t
     assert answers[2] == "42"
 
 
+def test_a_session_id_no_session_can_be_keyed_by_is_refused_before_any_work(make_agent,
+                                                                           tmp_path):
+    # A 12,000-character id once ran a whole turn (a tool built and run) and then lost it at
+    # the database's index; a NUL reached PostgreSQL through MCP; bytes that are not UTF-8
+    # crashed the command line's printing.
+    agent = make_agent(script(tmp_path))
+    for session, problem in (("x" * 129, "has 129 characters; at most 128"),
+                             ("a\x00b", "control character"), ("a\udcffb", "not valid UTF-8"),
+                             ("two\nlines", "control character")):
+        state = agent.ask("double the number 21", session)
+        assert problem in state["error"] and state["route"] == [], state["route"]
+        with pytest.raises(ValueError, match=problem):
+            agent.library.feedback(session, serves=False)
+    assert agent.library.list_tools() == []  # nothing was built for any of them
+    assert agent.ask("double the number 21", "x" * 128)["result"] == 42
+    env = {**os.environ, "SEA_MODEL": f"scripted:{script(tmp_path)}",
+           "SEA_LIBRARY_SCHEMA": agent.context.library_schema}
+    for command in (["ask", "double the number 21", "--session", b"a\xffb"],
+                    ["chat", "--session", "y" * 200], ["feedback", b"\xff", "--wrong"]):
+        run = subprocess.run([sys.executable, "-m", "cli", *command], cwd=ROOT, env=env,
+                             capture_output=True, timeout=300, input=b"")
+        assert run.returncode == 2 and b"Traceback" not in run.stderr
+        assert b"the session id" in run.stderr.splitlines()[-1], run.stderr[-500:]
+
+
 def test_a_result_that_cannot_be_stored_is_escaped_and_still_logged(make_agent, tmp_path):
     from tools_store.models import Returns, ToolSpec
 

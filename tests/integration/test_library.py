@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from nodes.decide import preview
 from tools_store.errors import (
-    EmptyQuery,
+    BadQuery,
     IndexModelMismatch,
     InvalidToolName,
     ToolExists,
@@ -47,11 +47,20 @@ def decided(library, query: str) -> tuple[str, str | None]:
     return choice.decision, choice.chosen.name if choice.chosen else None
 
 
-def test_a_blank_search_is_refused_rather_than_ranked(library):
+def test_a_blank_search_or_a_name_that_is_not_text_finds_nothing_and_says_why(library):
     library.register(km_spec(), CODE, TESTS, {"status": "passed"})
     for query in ("", "  \n\t"):
-        with pytest.raises(EmptyQuery, match="the search query is empty"):
+        with pytest.raises(BadQuery, match="the search query is empty"):
             library.search(query)
+    with pytest.raises(BadQuery, match="holds a lone surrogate"):
+        library.search("miles \udcff km")  # bytes that are not UTF-8, as argv decodes them
+    # A NUL reached PostgreSQL (DataError) from a tool call's name; it names no tool.
+    for name in ("kilometers\x00to_miles", "kilometers_to_miles\udcff"):
+        assert not library.name_taken(name)
+        with pytest.raises(ToolNotFound, match="no tool"):
+            library.get(name)
+    with pytest.raises(ToolNotFound, match="no tool 'kilometers_to_miles' version 0"):
+        library.get("kilometers_to_miles", 0)
 
 
 def test_register_get_files_and_search(library):
