@@ -168,12 +168,27 @@ def session_id(value: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def pool_size(value: str) -> int:
+    """Return a warm pool size (an argparse type: 0 to the sandbox's limit)."""
+    import argparse
+
+    from sandbox import MAX_POOL
+
+    try:
+        size = int(value)
+    except ValueError:
+        size = -1
+    if not 0 <= size <= MAX_POOL:
+        raise argparse.ArgumentTypeError(f"a whole number from 0 to {MAX_POOL}, not {value!r}")
+    return size
+
+
 def common_options(p) -> None:
     """Add the options every command that runs the agent takes."""
     p.add_argument("--model", help="model name, or scripted:FILE (default: SEA_MODEL)")
     p.add_argument("--backend", choices=["docker", "bwrap"],
                    help="sandbox backend (default: SEA_SANDBOX_BACKEND, else docker)")
-    p.add_argument("--pool", type=int, default=0,
+    p.add_argument("--pool", type=pool_size, default=0,
                    help="warm containers (Docker); a one-shot command needs none")
     p.add_argument("--data", action="append", help="input file for the tools (repeat)")
     p.add_argument("--json", action="store_true")

@@ -18,7 +18,7 @@ from sandbox import Limits, SandboxUnavailable, make_sandbox
 from tools_store.library import ToolLibrary
 
 from . import bench_concurrency, bench_startup
-from .ask import common_options
+from .ask import common_options, pool_size
 from .output import emit, percentiles
 
 BENCH_IMPL = "def add(a, b):\n    return a + b\n"
@@ -502,7 +502,7 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=cmd_pipeline, pool=2)
     p = bench_sub.add_parser("mcp", help="a tool call over MCP (streamable HTTP), warm pool")
     p.add_argument("--runs", type=int, default=30)
-    p.add_argument("--pool", type=int, default=2)
+    p.add_argument("--pool", type=pool_size, default=2)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_mcp)
     bench_startup.add_bench_parser(bench_sub)

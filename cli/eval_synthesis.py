@@ -27,6 +27,7 @@ from sandbox import SandboxError
 from sandbox.core import declared_tests
 from sandbox.reports import NOT_A_VERDICT
 
+from .ask import pool_size
 from .output import emit
 
 SAMPLE_TEST = "test_sample_call_of_the_task"
@@ -281,7 +282,7 @@ def add_parser(esub) -> None:
     p.add_argument("file", help="a task set, e.g. evals/synthesis_dev.json")
     p.add_argument("--model", help="model name, or scripted:FILE (default: SEA_MODEL)")
     p.add_argument("--backend", choices=["docker", "bwrap"])
-    p.add_argument("--pool", type=int, default=2, help="warm containers (Docker)")
+    p.add_argument("--pool", type=pool_size, default=2, help="warm containers (Docker)")
     p.add_argument("--tasks", help="only these task ids, comma-separated")
     p.add_argument("--no-mutation-gate", action="store_true",
                    help="measure mutation scores but gate nothing (min_mutation_score 0)")

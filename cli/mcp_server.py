@@ -40,6 +40,8 @@ from typing import Any
 
 import anyio
 
+from .ask import pool_size
+
 # The ``mcp`` package takes a second to import: every module-level name here stays light so
 # that the rest of the `sea` command does not pay for it; the server imports it when it starts.
 
@@ -344,5 +346,5 @@ def add_parsers(sub) -> None:
     p.add_argument("--schema", help="library schema (default: SEA_LIBRARY_SCHEMA, else sea)")
     p.add_argument("--model", help="model for ask_agent: a name, or scripted:FILE")
     p.add_argument("--backend", choices=["docker", "bwrap"], help="sandbox backend")
-    p.add_argument("--pool", type=int, help="warm containers (default: SEA_SANDBOX_POOL, 2)")
+    p.add_argument("--pool", type=pool_size, help="warm containers (default: SEA_SANDBOX_POOL, 2)")
     p.set_defaults(func=cmd_serve)

@@ -72,15 +72,25 @@ def cmd_doctor(args) -> int:
     return 0 if report["docker"].get("ok") or report["bwrap"].get("ok") else 1
 
 
+def _source(path: str, what: str) -> str:
+    """Return the text of the ``what`` file at ``path``; ValueError naming it if not UTF-8."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"the {what} file {path} is not UTF-8 text (byte "
+                         f"{exc.object[exc.start]:02x} at offset {exc.start})") from None
+
+
 def cmd_verify(args) -> int:
     """Run a test file against a code file."""
+    code, tests = _source(args.code, "code"), _source(args.tests, "test")
     sandbox = make_sandbox(args.backend, limits=_limits(args))
     try:
-        report = sandbox.verify(Path(args.code).read_text(), Path(args.tests).read_text(),
-                                files=args.data)
+        report = sandbox.verify(code, tests, files=args.data)
     finally:
         sandbox.close()
     lines = [report.summary()] + [f"  {t.outcome:8} {t.name}" for t in report.tests]
+    lines += [f"--- collection error\n{error}" for error in report.collection_errors]
     lines += [f"--- {t.name}\n{t.message}" for t in report.failures()]
     emit(report.model_dump(), args.json, lines)
     return 0 if report.ok else 1
@@ -92,13 +102,13 @@ def cmd_call(args) -> int:
         call_args = json.loads(args.args)
         if not isinstance(call_args, dict):
             raise ValueError("arguments must be a JSON object")
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested past the parser
         emit({"ok": False, "error": f"--args is not a JSON object: {exc}"}, args.json)
         return 2
+    code = _source(args.code, "code")
     sandbox = make_sandbox(args.backend, limits=_limits(args))
     try:
-        result = sandbox.call(Path(args.code).read_text(), args.function, call_args,
-                              files=args.data)
+        result = sandbox.call(code, args.function, call_args, files=args.data)
     finally:
         sandbox.close()
     emit(result.model_dump(), args.json,

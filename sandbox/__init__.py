@@ -7,21 +7,25 @@ container per run, optionally from a warm pool) and ``bwrap`` (bubblewrap with c
 from __future__ import annotations
 
 import atexit
-import os
 import threading
 
-from .core import Limits, Sandbox
-from .errors import SandboxError, SandboxUnavailable
+from .core import Limits, Sandbox, env_int
+from .errors import LimitError, SandboxError, SandboxUnavailable
 
 __all__ = ["Limits", "Sandbox", "SandboxError", "SandboxUnavailable", "close_shared",
            "make_sandbox", "shared_sandbox"]
 
 BACKENDS = ("docker", "bwrap")
+MAX_POOL = 64  # warm containers one process may keep
 
 
 def make_sandbox(backend: str = "docker", pool_size: int = 0,
                  limits: Limits | None = None) -> Sandbox:
     """Return a sandbox on ``backend``; ``pool_size`` > 0 keeps that many containers warm."""
+    if isinstance(pool_size, bool) or not isinstance(pool_size, int) \
+            or not 0 <= pool_size <= MAX_POOL:
+        raise LimitError(f"the warm pool size must be a whole number from 0 to {MAX_POOL}, "
+                         f"not {pool_size!r}")
     if backend == "docker":
         from .docker_backend import DockerBackend
 
@@ -39,7 +43,7 @@ _shared_lock = threading.Lock()
 
 def default_pool_size() -> int:
     """Return the warm pool size from ``SEA_SANDBOX_POOL`` (default 2; 0 turns it off)."""
-    return int(os.environ.get("SEA_SANDBOX_POOL", "2"))
+    return env_int("SEA_SANDBOX_POOL", 2)
 
 
 def shared_sandbox(backend: str = "docker", pool_size: int | None = None) -> Sandbox:

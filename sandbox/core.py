@@ -55,11 +55,13 @@ RESERVED_FILES = (TOOL_FILE, TEST_FILE, "conftest.py")
 MAX_LIMIT = 10**9  # above any real limit (a day is 86,400 s), below the clock's overflow
 
 
-def _env_float(name: str, default: float) -> float:
+def env_float(name: str, default: float) -> float:
+    """Return the number in environment variable ``name`` (``default`` when unset)."""
     return _env(name, default, float)
 
 
-def _env_int(name: str, default: int) -> int:
+def env_int(name: str, default: int) -> int:
+    """Return the whole number in environment variable ``name`` (``default`` when unset)."""
     return _env(name, default, int)
 
 
@@ -76,18 +78,18 @@ def _env(name: str, default, kind):
 class Limits:
     """Resource limits for one run; every one can be set from the environment."""
 
-    timeout: float = field(default_factory=lambda: _env_float("SEA_SANDBOX_TIMEOUT", 30.0))
-    memory_mb: int = field(default_factory=lambda: _env_int("SEA_SANDBOX_MEMORY_MB", 256))
-    cpus: float = field(default_factory=lambda: _env_float("SEA_SANDBOX_CPUS", 0.5))
-    pids: int = field(default_factory=lambda: _env_int("SEA_SANDBOX_PIDS", 64))
-    tmp_mb: int = field(default_factory=lambda: _env_int("SEA_SANDBOX_TMP_MB", 64))
-    shm_mb: int = field(default_factory=lambda: _env_int("SEA_SANDBOX_SHM_MB", 8))
-    nofile: int = field(default_factory=lambda: _env_int("SEA_SANDBOX_NOFILE", 256))
-    fsize_mb: int = field(default_factory=lambda: _env_int("SEA_SANDBOX_FSIZE_MB", 32))
-    output_bytes: int = field(default_factory=lambda: _env_int("SEA_SANDBOX_OUTPUT_BYTES",
+    timeout: float = field(default_factory=lambda: env_float("SEA_SANDBOX_TIMEOUT", 30.0))
+    memory_mb: int = field(default_factory=lambda: env_int("SEA_SANDBOX_MEMORY_MB", 256))
+    cpus: float = field(default_factory=lambda: env_float("SEA_SANDBOX_CPUS", 0.5))
+    pids: int = field(default_factory=lambda: env_int("SEA_SANDBOX_PIDS", 64))
+    tmp_mb: int = field(default_factory=lambda: env_int("SEA_SANDBOX_TMP_MB", 64))
+    shm_mb: int = field(default_factory=lambda: env_int("SEA_SANDBOX_SHM_MB", 8))
+    nofile: int = field(default_factory=lambda: env_int("SEA_SANDBOX_NOFILE", 256))
+    fsize_mb: int = field(default_factory=lambda: env_int("SEA_SANDBOX_FSIZE_MB", 32))
+    output_bytes: int = field(default_factory=lambda: env_int("SEA_SANDBOX_OUTPUT_BYTES",
                                                                64 * 1024))
     # Declared output files of a call, all together (they travel base64 in the frame).
-    output_files_bytes: int = field(default_factory=lambda: _env_int(
+    output_files_bytes: int = field(default_factory=lambda: env_int(
         "SEA_SANDBOX_OUTPUT_FILES_BYTES", 2 * 1024 * 1024))
     # Time the host waits beyond ``timeout`` for the runner to report before killing it.
     grace: float = 5.0

@@ -196,6 +196,35 @@ def test_cli_verify_and_call_print_json(tmp_path, backend, request):
     assert run.returncode == 0 and json.loads(run.stdout)["result"] == 5
 
 
+def test_cli_says_what_is_wrong_with_its_input_before_any_container(docker_sandbox,
+                                                                    tmp_path):
+    code = tmp_path / "code.py"
+    code.write_bytes(b"def add(a, b):\n    return a + b  # \xa1\n")  # Latin-1, not UTF-8
+    tests = tmp_path / "tests.py"
+    tests.write_text(TESTS)
+
+    def sea(*args):
+        return subprocess.run([sys.executable, "-m", "cli", "sandbox", *args],
+                              capture_output=True, text=True, timeout=120)
+
+    run = sea("call", "--code", str(code), "--function", "add", "--args", "{}")
+    assert run.returncode == 1 and run.stderr.strip().splitlines()[-1] == (
+        f"error: ValueError: the code file {code} is not UTF-8 text (byte a1 at offset 35)")
+    run = sea("verify", "--code", str(tests), "--tests", str(code))
+    assert f"the test file {code} is not UTF-8 text" in run.stderr
+    deep = '{"a": ' + "[" * 40_000 + "]" * 40_000 + "}"  # past the JSON parser's recursion
+    run = sea("call", "--code", str(tests), "--function", "add", "--args", deep)
+    assert run.returncode == 2 and "--args is not a JSON object" in run.stdout
+    run = sea("call", "--code", str(tests), "--function", "add", "--args", "{}",
+              "--timeout", "0")
+    assert run.returncode == 1 and "timeout must be above 0" in run.stderr
+    assert sandbox_containers() == []
+    # A suite that does not collect shows why, not only "could not be collected".
+    code.write_text("def add(a, b:\n    return a + b\n")
+    run = sea("verify", "--code", str(code), "--tests", str(tests))
+    assert run.returncode == 1 and "SyntaxError" in run.stdout, run.stdout
+
+
 def test_missing_input_file_is_a_clear_error(docker_sandbox, tmp_path):
     missing = tmp_path / "nowhere.csv"
     # Not a verdict on the code: "input", refused before anything ran, never reflected on.

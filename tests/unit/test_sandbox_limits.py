@@ -4,6 +4,8 @@ from dataclasses import replace
 
 import pytest
 
+from cli.main import main
+from sandbox import make_sandbox
 from sandbox.core import LimitError, Limits
 
 
@@ -33,3 +35,16 @@ def test_the_defaults_and_real_settings_pass(monkeypatch):
     monkeypatch.setenv("SEA_SANDBOX_MEMORY_MB", "512")
     assert Limits().memory_mb == 512
     assert replace(Limits(), timeout=0.5, cpus=2.0).timeout == 0.5
+
+
+@pytest.mark.parametrize("size", [-5, 65, 2.5, True])
+def test_a_warm_pool_size_out_of_range_is_refused_before_any_backend(size):
+    with pytest.raises(LimitError, match="the warm pool size must be a whole number from 0 to"):
+        make_sandbox("docker", pool_size=size)
+
+
+def test_the_command_line_refuses_it_as_an_argument(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["ask", "convert 1 km to miles", "--pool", "-5"])
+    assert stopped.value.code == 2
+    assert "argument --pool: a whole number from 0 to 64, not '-5'" in capsys.readouterr().err
