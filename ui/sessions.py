@@ -11,6 +11,7 @@ from datetime import datetime
 import streamlit as st
 
 from graph.runner import new_session_id
+from tools_store.sessions import check_session_id
 
 from . import backend
 from .auth import signed_in
@@ -20,10 +21,18 @@ from .render import label
 def current_session() -> str:
     """Return the session in use: the URL's (if this owner's), else a new one."""
     session = st.query_params.get("session") or st.session_state.get("session")
-    owner = backend.turn_log().owner_of(session) if session else None
-    if not session or owner not in (None, signed_in()):
-        if session:
-            st.warning("That session belongs to someone else: a new one was started.")
+    problem = ""
+    if session:
+        try:
+            check_session_id(session)
+        except ValueError as exc:  # an address edited by hand
+            problem = f"The address names no session ({exc}): a new one was started."
+    if session and not problem and backend.turn_log().owner_of(session) not in (
+            None, signed_in()):
+        problem = "That session belongs to someone else: a new one was started."
+    if not session or problem:
+        if problem:
+            st.warning(problem)
         session = new_session_id()
     st.session_state["session"] = session
     st.query_params["session"] = session

@@ -321,6 +321,13 @@ def test_sessions_need_a_token_and_stay_with_their_owner(app, monkeypatch):
     assert not [b for b in bob.sidebar.button if b.key.startswith("s-")]
 
 
+def test_an_address_naming_no_possible_session_starts_a_new_one(app):
+    at = app(session="x" * 5000)  # every turn in it would be refused
+    assert any("The address names no session (the session id has 5,000 characters"
+               in w.value for w in at.warning)
+    assert len(session_of(at)) == 12
+
+
 def test_model_and_tool_text_is_shown_as_text(app):
     beacon = BEACON
     at = ask(app(), card_request(beacon))
