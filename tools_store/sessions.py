@@ -16,6 +16,7 @@ import io
 import json
 import re
 import shutil
+import unicodedata
 import uuid
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
@@ -34,8 +35,8 @@ MAX_SESSION_ID = 128  # sessions are keyed by it in indexed columns and in folde
 def check_session_id(session: str) -> str:
     """Return ``session`` if it can key a session, else raise ValueError saying why.
 
-    Any printable text up to MAX_SESSION_ID characters: longer ids overflow the database's
-    index rows after a turn has done its work, and control characters, NULs and lone
+    Any text of up to MAX_SESSION_ID characters: longer ids overflow the database's index
+    rows after a turn has done its work, and control characters (NUL among them) and lone
     surrogates (bytes that are not UTF-8) can be neither stored nor printed.
     """
     if not isinstance(session, str) or not session:
@@ -43,7 +44,9 @@ def check_session_id(session: str) -> str:
     if len(session) > MAX_SESSION_ID:
         raise ValueError(f"the session id has {len(session):,} characters; at most "
                          f"{MAX_SESSION_ID} are allowed")
-    if not session.isprintable():
+    # Control characters (NUL and newlines among them) and lone surrogates; other
+    # characters, emoji joiners and non-breaking spaces included, are fine.
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in session):
         raise ValueError("the session id holds a control character or text that is not "
                          "valid UTF-8; use printable text")
     return session
