@@ -172,15 +172,13 @@ def pool_size(value: str) -> int:
     """Return a warm pool size (an argparse type: 0 to the sandbox's limit)."""
     import argparse
 
-    from sandbox import MAX_POOL
+    from sandbox import MAX_POOL, check_pool_size
 
     try:
-        size = int(value)
-    except ValueError:
-        size = -1
-    if not 0 <= size <= MAX_POOL:
-        raise argparse.ArgumentTypeError(f"a whole number from 0 to {MAX_POOL}, not {value!r}")
-    return size
+        return check_pool_size(int(value))
+    except ValueError:  # not a whole number, or out of range (LimitError is a ValueError)
+        raise argparse.ArgumentTypeError(
+            f"a whole number from 0 to {MAX_POOL}, not {value!r}") from None
 
 
 def common_options(p) -> None:

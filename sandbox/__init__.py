@@ -19,13 +19,18 @@ BACKENDS = ("docker", "bwrap")
 MAX_POOL = 64  # warm containers one process may keep
 
 
+def check_pool_size(size: int) -> int:
+    """Return ``size`` if it is a warm pool size (0 to MAX_POOL), else raise LimitError."""
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_POOL:
+        raise LimitError(f"the warm pool size must be a whole number from 0 to {MAX_POOL}, "
+                         f"not {size!r}")
+    return size
+
+
 def make_sandbox(backend: str = "docker", pool_size: int = 0,
                  limits: Limits | None = None) -> Sandbox:
     """Return a sandbox on ``backend``; ``pool_size`` > 0 keeps that many containers warm."""
-    if isinstance(pool_size, bool) or not isinstance(pool_size, int) \
-            or not 0 <= pool_size <= MAX_POOL:
-        raise LimitError(f"the warm pool size must be a whole number from 0 to {MAX_POOL}, "
-                         f"not {pool_size!r}")
+    check_pool_size(pool_size)
     if backend == "docker":
         from .docker_backend import DockerBackend
 
