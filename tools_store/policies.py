@@ -254,6 +254,4 @@ def _check_range(path: str, value, low, high) -> None:
 def _check_number(path: str, name: str, value) -> None:
     if name not in NUMBER_RANGES:
         raise PolicyError(f"unknown policy key {path}")
-    low, high = NUMBER_RANGES[name]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise PolicyError(f"{path} must be a number from {low} to {high}")
+    _check_range(path, value, *NUMBER_RANGES[name])
