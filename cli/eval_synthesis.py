@@ -16,7 +16,6 @@ failed. ``--tasks id,id`` picks tasks.
 
 from __future__ import annotations
 
-import json
 import statistics
 import tempfile
 import time
@@ -28,7 +27,7 @@ from sandbox.core import declared_tests
 from sandbox.reports import NOT_A_VERDICT
 
 from .ask import pool_size
-from .output import emit
+from .output import emit, read_json
 
 SAMPLE_TEST = "test_sample_call_of_the_task"
 NO_REPLY = "no recorded reply"
@@ -75,10 +74,7 @@ def {test}(call):
 
 def load_tasks(path: str | Path, only: list[str] | None = None) -> dict:
     """Read a task set and check what the harness relies on; keep the ``only`` tasks."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: cannot read it as JSON ({exc})") from exc
+    data = read_json(path)
     tasks = data.get("tasks") if isinstance(data, dict) else None
     if not isinstance(tasks, list) or not tasks:
         raise ValueError(f"{path}: expected an object with a 'tasks' list")

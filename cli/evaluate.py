@@ -21,7 +21,6 @@ evidence radius could give the unseen half on this embedding model.
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import tempfile
@@ -37,7 +36,7 @@ from tools_store.library import ToolLibrary
 from tools_store.models import Evidence, SearchResult, ToolSpec
 
 from . import eval_synthesis
-from .output import emit
+from .output import emit, read_json
 
 LEARN_SEED = 17
 NUMBER = re.compile(r"\d+")
@@ -46,10 +45,7 @@ TARGETS = {"false_direct_reuse_rate": 0.03, "band_recall": 0.95}
 
 def load_eval_set(path: str | Path) -> dict:
     """Read and check an evaluation file; ValueError saying what is wrong, and where."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: cannot read it as JSON ({exc})") from exc
+    data = read_json(path)
     if not (isinstance(data, dict) and isinstance(data.get("tools"), list)
             and isinstance(data.get("queries"), list)):
         raise ValueError(f"{path}: expected an object with 'tools' and 'queries' lists")

@@ -1,9 +1,18 @@
-"""Printing results for people or as JSON, and the percentiles every benchmark reports."""
+"""Printing results for people or as JSON, reading JSON files, and benchmark percentiles."""
 
 from __future__ import annotations
 
 import json
 import statistics
+from pathlib import Path
+
+
+def read_json(path) -> object:
+    """Return the JSON in the file at ``path``; ValueError naming the file if it cannot."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: cannot read it as JSON ({exc})") from exc
 
 
 def emit(payload: dict, as_json: bool, lines: list[str] | None = None) -> None:
