@@ -23,7 +23,9 @@ short-lived child under the implementation's user, and travel in the frame besid
 
 The mutation gate's mode (mutate) runs one suite against several variants of the
 implementation (its mutants): for each, a fresh worker with that code and a fresh judge, with
-a time budget of its own and pytest's ``-x``; the frame carries every judge's report.
+a time budget of its own and pytest's ``-x``; the frame carries every judge's report. Before
+each variant's worker starts, every process of the implementation's user is killed and its
+files in /tmp and /dev/shm removed, so nothing of an earlier worker reaches it.
 
 Why this module is long: it must be one standard-library file that the sandbox's own
 Python runs as is (no package to import from), and every defence of the verdict — users,
@@ -57,6 +59,7 @@ READY_LINE = "SEA-READY\n"
 REPORT_LIMIT = 512 * 1024
 MESSAGE_LIMIT = 4 * 1024 * 1024  # one request to, or one reply from, the implementation
 MAX_DEPTH = 64  # how deeply JSON may nest wherever it crosses a boundary
+CLEAR_TIMEOUT = 2.0  # mutate mode: how long clearing one worker's leftovers may take
 UIDS_VARIABLE = "SEA_UIDS"  # "runner,tests,implementation": set by the backend
 TOOL_FILE = "tool.py"
 TEST_FILE = "test_tool.py"
@@ -122,8 +125,11 @@ CAPABILITY_VERSION_3 = 0x20080522
 SUPERVISOR_CAPS = (1 << 5) | (1 << 6) | (1 << 7)  # CAP_KILL, CAP_SETGID, CAP_SETUID
 AF_VSOCK = 40
 IO_URING_CALLS = (425, 426, 427)  # setup, enter, register: the same numbers on both machines
-# machine: (audit architecture, socket() number, x32 ABI bit)
-ARCHITECTURES = {"x86_64": (0xC000003E, 41, 0x40000000), "aarch64": (0xC00000B7, 198, 0)}
+# machine: (audit architecture, socket() number, x32 ABI bit, the calls that make or open a
+# System V shared memory segment, semaphore set or message queue, or a POSIX message queue:
+# objects that outlive the process that made them, so one worker could leave word for the next)
+ARCHITECTURES = {"x86_64": (0xC000003E, 41, 0x40000000, (29, 64, 68, 240)),
+                 "aarch64": (0xC00000B7, 198, 0, (194, 190, 186, 180))}
 
 
 class _CapHeader(ctypes.Structure):
@@ -172,17 +178,17 @@ def _become(uid, keep=0):
 
 
 def _filter_program():
-    """Return the classic BPF program denying vsock sockets, io_uring and foreign ABIs."""
+    """Return the classic BPF program denying vsock, io_uring, lasting IPC and foreign ABIs."""
     machine = os.uname().machine
     if machine not in ARCHITECTURES:
         raise OSError(errno.ENOSYS, f"no seccomp filter is written for {machine}")
-    arch, socket_call, x32_bit = ARCHITECTURES[machine]
+    arch, socket_call, x32_bit, ipc_calls = ARCHITECTURES[machine]
     load, equal, any_bit, ret = 0x20, 0x15, 0x45, 0x06
     allow, deny = 0x7FFF0000, 0x00050000 | errno.EPERM  # SECCOMP_RET_ALLOW, _ERRNO(EPERM)
     # (operation, constant, where to go when true, when false): None is the next step.
     steps = [(load, 4, None, None), (equal, arch, None, "deny"), (load, 0, None, None),
              (any_bit, x32_bit, "deny", None)]
-    steps += [(equal, call, "deny", None) for call in IO_URING_CALLS]
+    steps += [(equal, call, "deny", None) for call in IO_URING_CALLS + ipc_calls]
     steps += [(equal, socket_call, None, "allow"), (load, 16, None, None),  # the family
               (equal, AF_VSOCK, "deny", "allow")]
     targets = {"allow": len(steps), "deny": len(steps) + 1}
@@ -350,20 +356,54 @@ def _serve(module, text, source):
     return '{"ok": true, "result": ' + encoded + "}"
 
 
-def _sweep_earlier_workers():
-    """Remove the folders an earlier worker of this run left (mutate: they share a user)."""
-    import shutil
+def _clear_user(folders):
+    """As the implementation's user: end every process of it, then remove its files.
 
-    folder = tempfile.gettempdir()
-    for name in os.listdir(folder):
-        path = os.path.join(folder, name)
-        if name.startswith(("sea-code-", "sea-data-")) and os.lstat(path).st_uid == os.getuid():
-            shutil.rmtree(path, ignore_errors=True)
+    Mutate mode runs one worker after another under that user. Without this, the first
+    worker (or a process it started in a session of its own) could tell later variants that
+    they are mutants, and an honest tool's files in /tmp would carry over into a mutant's run.
+    kill(-1) signals every process of the user at once, so none can fork away from it.
+    """
+    try:
+        os.kill(-1, signal.SIGKILL)
+    except OSError:
+        pass  # none was left
+    me = os.getuid()
+    for folder in folders:
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        for name in names:
+            path = os.path.join(folder, name)
+            try:
+                if os.lstat(path).st_uid == me:
+                    _remove_tree(path)
+            except OSError:
+                pass
+    return 0
+
+
+def _remove_tree(root):
+    """Remove ``root`` and what it holds, without recursion (any depth) or trusting its modes."""
+    stack = [(root, False)]
+    while stack:
+        path, emptied = stack.pop()
+        try:
+            if emptied:
+                os.rmdir(path)
+            elif not stat.S_ISDIR(os.lstat(path).st_mode):
+                os.unlink(path)
+            else:
+                os.chmod(path, 0o700)  # a folder its owner made unreadable or unwritable
+                stack.append((path, True))
+                stack.extend((os.path.join(path, name), False) for name in os.listdir(path))
+        except OSError:
+            pass
 
 
 def _run_worker(job, uid, requests, replies, out_w, err_w, path, data_dir):
     _enter_child(uid, out_w, err_w, keep=(requests, replies))
-    _sweep_earlier_workers()
     code_dir = tempfile.mkdtemp(prefix="sea-code-")
     # Named by the runner, so it can collect a call's output files from here afterwards.
     os.mkdir(data_dir, 0o700)
@@ -1083,7 +1123,8 @@ class _Workers:
                 pass
             _reap(time.monotonic() + 0.5, self.pid)
             self.pid = None
-        if index >= len(variants):
+        # A variant that cannot start clean is not run (it counts neither way).
+        if index >= len(variants) or not self._clear():
             self.control.sendall(b"no")
             return True
         self.pid, requests_w, replies_r, _ = _start_worker(
@@ -1092,6 +1133,30 @@ class _Workers:
         os.close(requests_w)
         os.close(replies_r)
         return True
+
+
+    def _clear(self):
+        """Run ``_clear_user`` as the implementation's user; tell whether it finished in time."""
+        try:
+            pid = os.fork()
+        except OSError:
+            return False  # no process to spare: the previous worker's still hold them
+        if pid == 0:
+            _child(_run_clearer, self.uids["worker"], self.devnull)
+        deadline = time.monotonic() + CLEAR_TIMEOUT
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+            time.sleep(0.002)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        return False
+
+
+def _run_clearer(uid, devnull):
+    _enter_child(uid, devnull, devnull, keep=())
+    return _clear_user((tempfile.gettempdir(), "/dev/shm"))
 
 
 def _run_once(job, uids, path, cap, timeout):

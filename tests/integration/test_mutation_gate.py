@@ -87,6 +87,45 @@ def test_a_variant_cannot_write_the_report(docker_sandbox):
     assert [r.status for r in reports] == ["failed", "passed"]
 
 
+# At import it looks for what an earlier worker could leave (files in /tmp or /dev/shm, a
+# process of its user), then leaves them. A worker that finds any answers 2.
+TRACES = (
+    "import os, time\n\n\n"
+    "def _traces():\n"
+    "    found = [p for p in ('/tmp/sea-mark', '/dev/shm/sea-mark') if os.path.exists(p)]\n"
+    "    for pid in filter(str.isdigit, os.listdir('/proc')):\n"
+    "        try:\n"
+    "            with open(f'/proc/{pid}/stat') as fh:\n"
+    "                alive = fh.read().rsplit(')', 1)[1].split()[0] != 'Z'\n"
+    "            mine = os.stat(f'/proc/{pid}').st_uid == os.getuid()\n"
+    "        except OSError:\n"
+    "            continue\n"
+    "        if alive and mine and int(pid) != os.getpid():\n"
+    "            found.append(pid)\n"
+    "    return found\n\n\n"
+    "FOUND = _traces()\n"
+    "for mark in ('/tmp/sea-mark', '/dev/shm/sea-mark'):\n"
+    "    try:\n"
+    "        with open(mark, 'w') as fh:\n"
+    "            fh.write('an earlier worker was here')\n"
+    "    except OSError:\n"
+    "        pass  # bubblewrap's /dev is read-only\n"
+    "if os.fork() == 0:\n"
+    "    os.setsid()  # out of the worker's process group\n"
+    "    time.sleep(60)\n"
+    "    os._exit(0)\n\n\n"
+    "def f():\n"
+    "    return 2 if FOUND else 1\n"
+)
+
+
+def test_no_variant_sees_an_earlier_workers_files_or_processes(any_sandbox):
+    # A mutant that could see them could tell it is not the original and fail on purpose;
+    # an honest tool's files would carry over into the next variant's run.
+    reports = any_sandbox.mutate(TRACES, FIRST_CALL, [TRACES] * 3)
+    assert [r.status for r in reports] == ["passed"] * 3, [r.tests for r in reports]
+
+
 def test_variants_the_time_limit_cannot_cover_are_not_run(docker_sandbox):
     hanging = "def f():\n    while True:\n        pass\n"
     reports = docker_sandbox.mutate(COUNTER, FIRST_CALL, [hanging] * 8, variant_timeout=1.0)

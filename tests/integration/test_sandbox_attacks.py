@@ -868,6 +868,27 @@ def test_vsock_and_io_uring_are_refused(any_sandbox):
     assert result.result == {"vsock": ["PermissionError", 1], "io_uring": [-1, 1]}
 
 
+def test_ipc_objects_that_outlive_a_process_are_refused(any_sandbox):
+    # System V segments, semaphores and queues, and POSIX message queues, outlive the process
+    # that made them: in the mutation gate's run one worker could leave word for the next.
+    code = (
+        "import ctypes, os\n"
+        "def f():\n"
+        "    libc = ctypes.CDLL(None, use_errno=True)\n"
+        "    made = {}\n"
+        "    for name, call in [('shm', lambda: libc.shmget(0x5ea, 4096, 0o1666)),\n"
+        "                       ('sem', lambda: libc.semget(0x5ea, 1, 0o1666)),\n"
+        "                       ('msg', lambda: libc.msgget(0x5ea, 0o1666)),\n"
+        "                       ('mq', lambda: libc.mq_open(b'/sea', os.O_CREAT | os.O_RDWR,\n"
+        "                                                   0o600, None))]:\n"
+        "        made[name] = [call(), ctypes.get_errno()]\n"
+        "    return made\n"
+    )
+    result = attack(any_sandbox, code)
+    assert result.ok, result.error
+    assert result.result == {name: [-1, 1] for name in ("shm", "sem", "msg", "mq")}
+
+
 HOG = (
     "import ctypes, os, time\n"
     "def f(hold):\n"
