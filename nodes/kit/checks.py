@@ -11,6 +11,7 @@ helpers, so that no path accepts a test another would refuse as hollow or as a r
 from __future__ import annotations
 
 import ast
+import builtins
 import hashlib
 import json
 import math
@@ -51,11 +52,37 @@ def check_request(request: str) -> None:
                          "and ask again")
 
 
+def _check_tool_imports(tree: ast.Module) -> None:
+    """Raise ValueError when an import from ``tool`` could replace a name the tests trust.
+
+    ``tool`` is the implementation under test. A star import, or a name imported from it
+    that is a builtin (``abs``) or another import's (``pytest``), would let the
+    implementation answer the very checks the tests make of it.
+    """
+    trusted, from_tool = set(dir(builtins)), set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Import | ast.ImportFrom):
+            continue
+        for alias in node.names:
+            module = node.module if isinstance(node, ast.ImportFrom) else alias.name
+            is_tool = (module or "").split(".")[0] == "tool"
+            if is_tool and alias.name == "*":
+                raise ValueError("`from tool import *` is not allowed: import each name the "
+                                 "tests use from tool by name")
+            (from_tool if is_tool else trusted).add(alias.asname or alias.name.split(".")[0])
+    clash = sorted(from_tool & trusted)
+    if clash:
+        raise ValueError(f"the tests import {', '.join(clash)} from tool, which would replace "
+                         "the builtin or library name the tests rely on; import the tool's own "
+                         "names only")
+
+
 def check_tests(tests: str, spec: ToolSpec, min_tests: int) -> None:
     """Raise ValueError unless enough tests call the tool and assert what could fail."""
     tree = _parse(tests, "test suite")
+    _check_tool_imports(tree)
     imports = any(isinstance(n, ast.ImportFrom) and n.module == "tool"
-                  and any(a.name in (spec.name, "*") for a in n.names) for n in ast.walk(tree))
+                  and any(a.name == spec.name for a in n.names) for n in ast.walk(tree))
     if not imports:
         raise ValueError(f"the tests must import the function with `from tool import "
                          f"{spec.name}`")
@@ -335,6 +362,7 @@ def check_added_tests(suite: str, added: str) -> None:
         if name in old and (how == "definition" or old[name] != how):
             raise ValueError(f"{name!r} is already defined in the suite: existing tests and "
                              "names cannot be replaced; give new tests new names")
+    _check_tool_imports(_parse(f"{suite}\n{added}", "grown suite"))
     if any(isinstance(n, ast.Global | ast.Nonlocal) for n in ast.walk(tree)):
         raise ValueError("added tests may not use global or nonlocal")
     without = [f.name for f in tests if not _asserts(f)]

@@ -57,3 +57,23 @@ def test_suites_whose_assertions_cannot_fail_are_refused(body, message):
     with pytest.raises(ValueError, match=message) as refused:
         check_tests(HEAD + GOOD + body, SPEC, min_tests=2)
     assert "test_a" in str(refused.value) and "test_good" not in str(refused.value)
+
+
+@pytest.mark.parametrize("imports,message", [
+    # The implementation defines abs() too: a star import puts it over the builtin.
+    ("from tool import *\n", "import \\*"),
+    ("from tool import double_number, abs\n", "abs from tool"),
+    ("from tool import double_number as pytest\n", "pytest from tool"),
+    ("import math\nimport tool as math\n", "math from tool"),
+])
+def test_imports_from_the_tool_may_not_replace_names_the_tests_trust(imports, message):
+    suite = "import pytest\nfrom tool import double_number\n" + imports + "\n" + GOOD + (
+        "def test_b():\n    assert abs(double_number(-1)) == 2\n")
+    with pytest.raises(ValueError, match=message):
+        check_tests(suite, SPEC, min_tests=2)
+
+
+def test_the_tools_own_names_may_be_imported():
+    check_tests("import pytest\nimport tool\nfrom tool import double_number, NotANumber\n\n"
+                + GOOD + "def test_b():\n    with pytest.raises(NotANumber):\n"
+                "        tool.double_number('x')\n", SPEC, min_tests=2)

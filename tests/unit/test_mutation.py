@@ -145,7 +145,12 @@ def test_added_tests_may_only_add_test_functions_and_imports():
             ("def helper():\n    return 1\n", "only new test functions"),
             ("def test_two():\n    global f\n    f = None\n    assert True\n", "global"),
             ("def test_two():\n    f(2)\n", "without assertions"),
-            ("import math\n", "no new test function")]:
+            ("import math\n", "no new test function"),
+            # Appended imports run before any test: abs would be the implementation's.
+            ("from tool import *\n\n\ndef test_two():\n    assert abs(f(-1)) == 2\n",
+             "import \\*"),
+            ("from tool import abs\n\n\ndef test_two():\n    assert abs(f(-1)) == 2\n",
+             "abs from tool")]:
         with pytest.raises(ValueError, match=problem):
             check_added_tests(SUITE, added)
     check_added_tests(SUITE, "from tool import f\n\n\ndef test_two():\n    assert f(2) == 4\n")
