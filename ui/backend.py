@@ -17,6 +17,7 @@ from graph.resident import enabled as resident_enabled
 from graph.runner import Agent
 from sandbox.doctor import doctor
 from tools_store.db import sea_home
+from tools_store.sessions import safe_session
 from tools_store.turns import TurnLog
 
 from .runs import Runs, warm_up
@@ -56,8 +57,17 @@ def sandbox_check() -> dict:
 
 
 def session_dir(session: str) -> Path:
-    """Return the folder that keeps a session's uploaded files."""
-    return sea_home() / "sessions" / session
+    """Return the folder that keeps a session's uploaded files, always inside the sessions'.
+
+    A session id is any text from the URL: it names a folder only through ``safe_session``
+    (``../x`` must not reach another session's files, or outside the data directory). A
+    folder an earlier version named by the id itself is kept where the id names one folder.
+    """
+    root = sea_home() / "sessions"
+    earlier = root / session
+    if session not in (".", "..") and earlier.parent == root and earlier.is_dir():
+        return earlier
+    return root / safe_session(session)
 
 
 def session_files(session: str) -> list[str]:

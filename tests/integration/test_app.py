@@ -230,6 +230,24 @@ def test_an_uploaded_csv_is_read_by_a_tool_and_its_output_offered(app, data_home
     assert at.get("download_button")[0].proto.label == "Download CSV"
 
 
+def test_a_session_id_naming_a_path_keeps_its_files_in_its_own_folder(app, data_home):
+    from tools_store.sessions import safe_session
+
+    session = "../../escaped"  # a valid id: any printable text
+    at = app(session)
+    at.chat_input[0].upload("sales.csv", CSV_TEXT.encode(), "text/csv")
+    at.chat_input[0].set_value(CSV_REQUEST).run()
+    settle(at)
+    assert session_of(at) == session and badges(at) == ["Built"], texts(at)
+    folder = data_home / "sessions" / safe_session(session)
+    assert (folder / "sales.csv").read_text() == CSV_TEXT
+    assert not (data_home.parent / "escaped").exists()
+    page = app(session, page="sessions")
+    page.button(key=f"delete-{session}").click().run()
+    assert not page.exception, page.exception
+    assert not folder.exists() and (data_home / "sessions").is_dir() and (data_home / "pg").is_dir()
+
+
 def test_the_library_page_shows_the_mutation_score(app):
     at = ask(app(), "convert 100 degrees Fahrenheit to Celsius")
     at.switch_page("views/library.py").run()

@@ -65,8 +65,24 @@ def test_tokens_name_their_owners(monkeypatch):
     assert owner_of_token("a-secre", known) is None
     monkeypatch.setenv("SEA_APP_TOKEN", "only-one")
     assert tokens() == {"only-one": "user"}
+    monkeypatch.setenv("SEA_APP_TOKEN", "carol:correct:horse")  # split at the first colon
+    assert owner_of_token("correct:horse", tokens()) == "carol"
+    assert owner_of_token("horse", tokens()) is None
     monkeypatch.delenv("SEA_APP_TOKEN")
     assert tokens() == {}
+
+
+@pytest.mark.parametrize(("setting", "problem"), [
+    ("alice:", "alice an empty token"), ("alice: , bob:b", "alice an empty token"),
+    ("alice:same, bob:same", "alice and bob the same token")])
+def test_unusable_token_settings_are_refused(monkeypatch, setting, problem):
+    monkeypatch.setenv("SEA_APP_TOKEN", setting)
+    with pytest.raises(ValueError, match=problem):
+        tokens()
+
+
+def test_an_empty_token_never_signs_in():
+    assert owner_of_token("", {"": "alice"}) is None
 
 
 @pytest.mark.parametrize(("address", "local"), [
