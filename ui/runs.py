@@ -43,6 +43,7 @@ class Run:
         self.step_started = time.time()
         self.control = RunControl()
         self.done = threading.Event()
+        self.record: tuple[str, dict] | None = None  # (status, story) once it has ended
 
     def stop(self) -> None:
         """Ask the run to stop between two steps (or not to start at all)."""
@@ -65,6 +66,8 @@ class Runs:
         self._lock = threading.Lock()
         self._queues: dict[str, list[Run]] = {}
         self._workers: dict[str, threading.Thread] = {}
+        # Ended turns the turn log could not take (its database was down), kept to retry.
+        self._unrecorded: list[Run] = []
         # Turns a previous process left queued or running will never finish: say so.
         log.interrupt_unfinished(LEFT_BEHIND)
 
@@ -77,6 +80,7 @@ class Runs:
         """
         files = list(files or [])
         turn = self.log.add_turn(session, owner, request, [Path(f).name for f in files])
+        self._record_unrecorded()  # the database is up again
         run = Run(session, turn, request, files, feedback)
         with self._lock:
             self._queues.setdefault(session, []).append(run)
@@ -129,12 +133,30 @@ class Runs:
                 run = queue[0]
             try:
                 self._run(run)
+            except Exception as exc:  # the turn log failed: the worker goes on all the same
+                run.record = run.record or ("failed", {"error": f"the turn could not be "
+                                                       f"recorded: {exc}", "answer": ""})
+                run.status = run.record[0]
+                with self._lock:
+                    self._unrecorded.append(run)
             finally:
                 with self._lock:
                     queue.remove(run)
                 run.done.set()
 
+    def _record_unrecorded(self) -> None:
+        """Record the ended turns the turn log could not take before; keep those it still can't."""
+        with self._lock:
+            waiting, self._unrecorded = self._unrecorded, []
+        for run in waiting:
+            try:
+                self.log.finish(run.session, run.turn, *run.record)
+            except Exception:  # noqa: BLE001 - still down: tried again at the next turn
+                with self._lock:
+                    self._unrecorded.append(run)
+
     def _run(self, run: Run) -> None:
+        self._record_unrecorded()
         if not run.stopping:
             run.status = "running"
             self.log.start(run.session, run.turn)
@@ -173,6 +195,7 @@ class Runs:
         story["tool_status"] = story.pop("status")
         if status == "interrupted":
             story.update(error=STOPPED_BY_USER, answer="")
+        run.record = (status, story)
         self.log.finish(run.session, run.turn, status, story)
         run.status = status
 

@@ -125,3 +125,33 @@ def test_the_registry_runs_a_sessions_turns_in_order_and_stops_one(agent):
         assert slow.status == queued.status == "done"
     finally:
         runs.log.close()
+
+
+def test_a_turn_the_log_cannot_record_is_recorded_later_and_the_session_goes_on(agent,
+                                                                                 monkeypatch):
+    from tools_store.errors import LibraryError
+    from ui.runs import Runs
+
+    library = agent.library
+    runs = Runs(agent, TurnLog(library.url, library.schema))
+    finish, tries = runs.log.finish, []
+
+    def down_once(*args):  # the database is down as the first turn ends
+        tries.append(args[1])
+        if len(tries) == 1:
+            raise LibraryError("the library's database failed: AdminShutdown")
+        return finish(*args)
+
+    monkeypatch.setattr(runs.log, "finish", down_once)
+    try:
+        first = runs.submit("d1", "local", "convert 100 degrees Fahrenheit to Celsius")
+        assert runs.wait(240) and first.status == "done"
+        assert [t["status"] for t in runs.log.turns("d1")] == ["running"]
+        # The session's worker survived: the next turn runs, and the first is recorded.
+        runs.submit("d1", "local", "count the vowels in Encyclopedia Britannica")
+        assert runs.wait(240)
+        turns = runs.log.turns("d1")
+        assert [t["status"] for t in turns] == ["done", "done"] and tries == [1, 1, 2]
+        assert "37.78" in turns[0]["answer"]
+    finally:
+        runs.log.close()
