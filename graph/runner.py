@@ -53,6 +53,7 @@ class Agent:
         url = database_url()
         connect(url).close()  # a database that is down: a clear error now, not a hang later
         self.pool = ConnectionPool(url, min_size=1, max_size=CHECKPOINT_POOL_SIZE, open=True,
+                                   check=ConnectionPool.check_connection,  # see TurnLog
                                    kwargs={"autocommit": True, "prepare_threshold": 0,
                                            "row_factory": dict_row})
         self.checkpointer = PostgresSaver(self.pool)

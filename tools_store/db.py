@@ -177,6 +177,7 @@ class PooledReads:
                 self._pool = ConnectionPool(
                     self.url, min_size=1, max_size=self.size, open=True, timeout=15,
                     num_workers=1, configure=self._configure, name=f"reads-{self.schema}",
+                    check=ConnectionPool.check_connection,  # one the server dropped is replaced
                     kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": 10})
             return self._pool
 

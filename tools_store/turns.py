@@ -34,7 +34,9 @@ class TurnLog:
 
     def __init__(self, url: str, schema: str, size: int = 4):
         self.schema = schema
-        self.pool = ConnectionPool(url, min_size=1, max_size=size, open=True, kwargs={
+        # Checked when borrowed: a connection the server dropped (a restart) is replaced.
+        self.pool = ConnectionPool(url, min_size=1, max_size=size, open=True,
+                                   check=ConnectionPool.check_connection, kwargs={
             "autocommit": True, "row_factory": dict_row,
             "options": f"-c search_path={schema},public"})
 

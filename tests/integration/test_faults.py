@@ -723,3 +723,42 @@ def test_the_embedded_database_survives_killed_users_and_stops_with_the_last(tmp
     last = run("once")  # stale postmaster.pid, stale users: it starts anyway
     assert last.wait(120) == 0
     assert postmaster() is None
+
+
+def test_pooled_connections_the_server_dropped_are_replaced_not_reported(data_home):
+    # A restarted or failed-over server ends every open connection: the next turn must get a
+    # fresh one from each pool, not "the library's database failed: AdminShutdown".
+    from psycopg_pool import ConnectionPool
+
+    from tools_store.db import connect as connect_db
+    from tools_store.library import ToolLibrary
+    from tools_store.turns import TurnLog
+
+    library = ToolLibrary(schema=f"drop_{uuid.uuid4().hex[:8]}")
+    log = TurnLog(library.url, library.schema)
+    agent = Agent(model="scripted:none", sandbox_backend="docker", sandbox_pool=0,
+                  library_schema=library.schema)
+    pools: list[ConnectionPool] = [library._reads.pool(), log.pool, agent.pool]
+    try:
+        library.list_tools()
+        log.sessions("local")
+        agent.state("s")
+        ended = []
+        for pool in pools:  # every connection each pool holds
+            held = [pool.getconn() for _ in range(pool.get_stats()["pool_size"])]
+            ended += [conn.info.backend_pid for conn in held]
+            for conn in held:
+                pool.putconn(conn)
+        with connect_db(library.url) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid",
+                          (ended,))
+        assert library.list_tools() == [] and log.sessions("local") == []
+        assert not agent.state("s")
+        for pool in pools:
+            with pool.connection() as conn:
+                assert conn.info.backend_pid not in ended
+    finally:
+        agent.close()
+        log.close()
+        library.drop()
+        library.close()
