@@ -17,6 +17,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from .library import _wrap_public_methods
+from .text import unstorable
 
 TITLE_CHARS = 80
 STORY_FIELDS = ("answer", "decision", "tool", "version", "tool_status", "arguments", "result",
@@ -26,6 +27,13 @@ _dumps = functools.partial(json.dumps, default=str)
 
 def _json(value) -> Jsonb:
     return Jsonb(value, dumps=_dumps)
+
+
+def _check_storable(what: str, text: str) -> None:
+    problem = unstorable(text)
+    if problem:
+        raise ValueError(f"the {what} contains {problem}, which cannot be stored; remove it "
+                         "and try again")
 
 
 @_wrap_public_methods
@@ -64,10 +72,14 @@ class TurnLog:
                 (owner, limit)).fetchall()
 
     def rename(self, session_id: str, title: str) -> None:
-        """Give a session a new title."""
+        """Give a session a new title (ValueError for a blank one or one it cannot store)."""
+        title = " ".join(title.split())[:TITLE_CHARS]
+        if not title:
+            raise ValueError("a session's title cannot be blank")
+        _check_storable("title", title)
         with self.pool.connection() as conn:
             conn.execute("UPDATE chat_sessions SET title = %s WHERE session_id = %s",
-                         (title.strip()[:TITLE_CHARS], session_id))
+                         (title, session_id))
 
     def delete(self, session_id: str) -> None:
         """Forget a session and its turns."""
@@ -80,8 +92,12 @@ class TurnLog:
                  input_files: list[str] | None = None) -> int:
         """Queue a turn and return its number; a new session takes the request as its title.
 
-        Raises PermissionError when the session belongs to another owner.
+        Raises PermissionError when the session belongs to another owner, ValueError for a
+        request or file name that cannot be stored (a NUL, a lone surrogate).
         """
+        _check_storable("request", request)
+        for name in input_files or []:
+            _check_storable("file name", name)
         with self.pool.connection() as conn, conn.transaction():
             conn.execute("INSERT INTO chat_sessions (session_id, owner, title) "
                          "VALUES (%s, %s, %s) ON CONFLICT (session_id) DO NOTHING",

@@ -18,6 +18,7 @@ from graph.runner import wrong_answer_request
 from nodes.enrich import MAX_REQUEST_CHARS
 from nodes.kit.model import load_chat_model
 from tools_store.errors import LibraryError
+from tools_store.text import unstorable
 
 from . import backend
 from .auth import signed_in
@@ -38,6 +39,7 @@ from .runs import Run
 from .sessions import current_session
 
 POLL_SECONDS = 0.3
+NAME_CHARS = 100  # an uploaded file's name, well within any file system's limit
 PLACEHOLDER = (f"Ask for something a small Python tool could do (up to {MAX_REQUEST_CHARS} "
                "characters; attach files for it to read)")
 ABOUT = ("This agent answers by running small Python tools: it reuses one from its library "
@@ -54,16 +56,25 @@ def known_requests() -> list[str]:
 
 
 def save_uploads(session: str, files) -> list[str]:
-    """Copy uploaded files into the session's folder; return their names."""
+    """Copy uploaded files into the session's folder; return their names.
+
+    Names become safe and at most NAME_CHARS long (extension kept); two files of one message
+    that come out the same get -2, -3, ... rather than one overwriting the other.
+    """
     folder = backend.session_dir(session)
     folder.mkdir(parents=True, exist_ok=True)
-    names = []
+    names: list[str] = []
     for upload in files or []:
         name = re.sub(r"[^A-Za-z0-9._-]", "_", Path(upload.name).name).lstrip(".") or "upload"
         if name in ("tool.py", "test_tool.py", "conftest.py"):
             name = "upload_" + name
-        (folder / name).write_bytes(upload.getvalue())
-        names.append(name)
+        stem, suffix = Path(name).stem, Path(name).suffix[:16]
+        unique, count = f"{stem[:NAME_CHARS - len(suffix)]}{suffix}", 1
+        while unique in names:
+            count += 1
+            unique = f"{stem[:NAME_CHARS - len(suffix) - 4]}-{count}{suffix}"
+        (folder / unique).write_bytes(upload.getvalue())
+        names.append(unique)
     return names
 
 
@@ -72,7 +83,7 @@ def queue(session: str, request: str, feedback: dict | None = None) -> None:
     try:
         backend.runs().submit(session, signed_in(), request, backend.session_files(session),
                               feedback)
-    except (PermissionError, LibraryError) as exc:
+    except (PermissionError, ValueError, LibraryError) as exc:
         st.session_state["submit_error"] = str(exc)
 
 
@@ -91,6 +102,11 @@ def take_input(session: str) -> None:
     """
     value = st.session_state.get("request")
     if value and (value.text.strip() or value.files):
+        problem = unstorable(value.text)
+        if problem:  # refused before its files are kept
+            st.session_state["submit_error"] = (f"Not sent: the request contains {problem}, "
+                                                "which cannot be stored; remove it and ask again")
+            return
         names = save_uploads(session, value.files)
         queue(session, value.text.strip() or f"read {', '.join(names)}")
 
@@ -156,10 +172,18 @@ def render_turn(turn: dict, session: str, last: bool) -> None:
 
 def thumbs_down(session: str, turn: int) -> None:
     """Offer a thumbs-down on the last answer; one repairs the tool that gave it (a turn)."""
-    note = st.text_input("Wrong answer? Say what was wrong (optional), then 👎",
-                         key=f"note-{session}-{turn}")
-    if st.feedback("thumbs", key=f"verdict-{session}-{turn}") == 0:
-        submit(session, wrong_answer_request(note), feedback={"note": note})
+    note = f"note-{session}-{turn}"
+    st.text_input("Wrong answer? Say what was wrong (optional), then 👎", key=note)
+    # A callback runs once per click: a refused turn shows its reason, it is not retried.
+    st.feedback("thumbs", key=f"verdict-{session}-{turn}", on_change=mark_wrong,
+                args=(session, turn, note))
+
+
+def mark_wrong(session: str, turn: int, note_key: str) -> None:
+    """Queue the turn a thumbs-down asks for (the thumbs-up does nothing)."""
+    if st.session_state.get(f"verdict-{session}-{turn}") == 0:
+        note = st.session_state.get(note_key) or ""
+        queue(session, wrong_answer_request(note), feedback={"note": note})
 
 
 def render_run(run: Run) -> None:

@@ -89,8 +89,11 @@ def sessions_page() -> None:
             new_title = title.text_input("Title", value=item["title"], key=f"title-{sid}",
                                          max_chars=80)
             if save.button("Rename", key=f"rename-{sid}"):
-                backend.turn_log().rename(sid, new_title)
-                st.rerun()
+                try:
+                    backend.turn_log().rename(sid, new_title)
+                    st.rerun()
+                except ValueError as exc:
+                    st.error(label(f"Not renamed: {exc}."))
             if open_.button("Open", key=f"open-{sid}"):
                 switch_to(sid)
                 st.switch_page(st.session_state["chat_page"])

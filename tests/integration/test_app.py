@@ -248,6 +248,47 @@ def test_a_session_id_naming_a_path_keeps_its_files_in_its_own_folder(app, data_
     assert not folder.exists() and (data_home / "sessions").is_dir() and (data_home / "pg").is_dir()
 
 
+def test_uploads_whose_names_clash_or_run_long_are_all_kept(data_home):
+    from types import SimpleNamespace
+
+    from ui import backend
+    from ui.chat import save_uploads
+
+    files = [SimpleNamespace(name=name, getvalue=lambda text=text: text.encode())
+             for name, text in [("é.csv", "first"), ("ü.csv", "second"),
+                                ("x" * 300 + ".csv", "long")]]
+    names = save_uploads("uploads-1", files)
+    assert names[:2] == ["_.csv", "_-2.csv"] and len(names[2]) == 100
+    folder = backend.session_dir("uploads-1")
+    assert [(folder / n).read_text() for n in names] == ["first", "second", "long"]
+
+
+def test_text_that_cannot_be_stored_is_refused_with_its_reason(app, data_home):
+    at = ask(app(), "round 2.5 to the nearest whole number")
+    session = session_of(at)
+    at.chat_input[0].upload("sales.csv", CSV_TEXT.encode(), "text/csv")
+    at.chat_input[0].set_value("round 3.5\x00 please").run()
+    errors = [e.value.replace("\\", "") for e in at.error]  # shown escaped, as text
+    assert any(e.startswith("Not sent: the request contains a NUL") for e in errors), errors
+    assert not (data_home / "sessions" / session / "sales.csv").exists()
+    at.text_input[0].set_value("halves\x00 round up")
+    at.feedback[0].set_value(0).run()  # refused once, not resubmitted on every run
+    assert not at.exception, at.exception
+    assert any("contains a NUL character" in e.value for e in at.error), at.error
+    page = app(session, page="sessions")
+    for title, problem in [("   ", "cannot be blank"), ("a\x00b", "NUL character")]:
+        page.text_input(key=f"title-{session}").set_value(title)
+        page.button(key=f"rename-{session}").click().run()
+        assert not page.exception, page.exception
+        errors = [e.value.replace("\\", "") for e in page.error]
+        assert any(e.startswith("Not renamed") and problem in e for e in errors), errors
+    from ui import backend
+
+    turns = backend.turn_log().turns(session)
+    assert len(turns) == 1 and turns[0]["status"] == "done"
+    assert backend.turn_log().sessions("local")[0]["title"].startswith("round 2.5")
+
+
 def test_the_library_page_shows_the_mutation_score(app):
     at = ask(app(), "convert 100 degrees Fahrenheit to Celsius")
     at.switch_page("views/library.py").run()
