@@ -182,6 +182,8 @@ def change_for(key: str, raw: str) -> dict:
         value = json.loads(raw)
     except ValueError:
         value = raw
+    except RecursionError:  # no setting nests more than a few levels
+        raise PolicyError("the value is nested too deeply to be a setting") from None
     change: dict = value
     for part in reversed(key_path(key)):
         change = {part: change}

@@ -16,7 +16,8 @@ import streamlit as st
 from nodes.decide import preview
 from nodes.kit import services
 from sandbox.reports import mutation_line
-from tools_store.models import ToolRecord
+from tools_store.errors import BadQuery
+from tools_store.models import ToolRecord, check_arguments
 
 from . import backend
 from .render import label, render_result
@@ -42,15 +43,18 @@ def argument_field(name: str, schema: dict, required: bool, key: str):
     kind = schema.get("type", "string")
     text = name + ("" if required else " (optional)")
     hint = label(schema.get("description") or kind) or None
-    if kind == "boolean":
-        return st.checkbox(text, key=key, help=hint)
+    if kind == "boolean":  # starts at the tool's default, so leaving it alone keeps it
+        return st.checkbox(text, value=schema.get("default") is True, key=key, help=hint)
     if kind in ("integer", "number"):
         return st.number_input(text, value=None, step=1 if kind == "integer" else None,
                                key=key, help=hint)
     if kind == "string":
         return st.text_input(text, key=key, help=hint) or None
     raw = st.text_area(f"{text} — JSON {kind}", key=key, help=hint)
-    return json.loads(raw) if raw.strip() else None
+    try:
+        return json.loads(raw) if raw.strip() else None
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 def try_form(record: ToolRecord) -> None:
@@ -59,19 +63,28 @@ def try_form(record: ToolRecord) -> None:
     with st.form(f"try-{record.name}"):
         values = {}
         problems = []
+        defaults = {p.name: p.default for p in record.spec.parameters}
         for name, prop in schema["properties"].items():
             required = name in schema["required"]
+            prop = {**prop, "default": defaults.get(name)}
             try:
                 value = argument_field(name, prop, required, f"arg-{record.name}-{name}")
             except ValueError as exc:
                 problems.append(f"{name}: not JSON ({exc})")
                 continue
+            if not required and prop["type"] == "boolean" and value is (prop["default"] is True):
+                continue  # left as it was: the tool's own default applies
             if value is not None:
                 values[name] = int(value) if prop.get("type") == "integer" else value
             elif required and prop.get("type") != "boolean":
                 problems.append(f"{name} is required")
         if not st.form_submit_button(f"Run {record.name} v{record.version}"):
             return
+    if not problems:
+        try:  # the same check as every other call: types, unknown and missing arguments
+            values = check_arguments(values, record.spec)
+        except ValueError as exc:
+            problems.append(str(exc))
     if problems:
         st.error(label("; ".join(problems)))
         return
@@ -213,12 +226,16 @@ def library_page() -> None:
     library = backend.agent().library
     query = st.text_input("Search the library")
     if query.strip():
-        result = library.search(query)
-        decision, _, reason, *_ = preview(result)
-        st.text(f"Decision: {decision} — {reason}")
-        st.dataframe(pd.DataFrame([{"tool": c.name, "similarity": c.similarity,
-                                    "score": c.score, "conflict": c.conflict}
-                                   for c in result.candidates]), hide_index=True)
+        try:
+            result = library.search(query)
+        except BadQuery as exc:  # the search is refused; the page and its tools stay
+            st.error(label(f"Not searched: {exc}."))
+        else:
+            decision, _, reason, *_ = preview(result)
+            st.text(f"Decision: {decision} — {reason}")
+            st.dataframe(pd.DataFrame([{"tool": c.name, "similarity": c.similarity,
+                                        "score": c.score, "conflict": c.conflict}
+                                       for c in result.candidates]), hide_index=True)
     tools = library.list_tools(include_retired=True)
     active = [t for t in tools if t.status != "retired"]
     st.subheader(f"{len(active)} tool{'' if len(active) == 1 else 's'}")

@@ -325,6 +325,35 @@ def test_library_try_rollback_retire_and_restore(app):
     assert library.name_taken("fahrenheit_to_celsius")
 
 
+def test_the_try_form_checks_arguments_and_keeps_defaults(app):
+    from tools_store.library import ToolLibrary
+    from tools_store.models import ToolSpec
+
+    spec = ToolSpec.model_validate({
+        "name": "echo_values", "description": "Return the values and the flag.",
+        "parameters": [{"name": "values", "type": "array"},
+                       {"name": "flag", "type": "boolean", "required": False, "default": True}]})
+    ToolLibrary().register(spec, "def echo_values(values, flag=True):\n    return [values, flag]\n",
+                           "from tool import echo_values\n\n\ndef test_echo():\n"
+                           "    assert echo_values([1]) == [[1], True]\n")
+    at = app(page="library")
+    at.text_input[0].set_value("echo\x00 values").run()  # refused: the page stays
+    assert not at.exception, at.exception
+    assert any("Not searched" in e.value for e in at.error), at.error
+    at.selectbox(key="tool").set_value("echo_values").run()
+    run = "FormSubmitter:try-echo_values-Run echo_values v1"
+    for typed, problem in [('{"a": 1}', "must be"), ("[" * 100000 + "]" * 100000,
+                                                      "nested too deeply")]:
+        at.text_area(key="arg-echo_values-values").set_value(typed)
+        at.button(key=run).click().run()
+        assert not at.exception, at.exception
+        assert any(problem in e.value.replace("\\", "") for e in at.error), at.error
+    at.text_area(key="arg-echo_values-values").set_value("[1, 2]")
+    at.button(key=run).click().run()  # the flag left alone: the tool's default, True
+    assert not at.exception, at.exception
+    assert [j.value for j in at.json] == ["[[1, 2], true]"], [j.value for j in at.json]
+
+
 def test_sessions_are_dated_marked_renamed_and_deleted(app):
     from ui import backend
 

@@ -24,6 +24,11 @@ def test_dotted_keys_become_nested_changes_with_json_values():
     assert value_at(DEFAULT_POLICY, f"thresholds.{LOCAL_ID}.verify") == 0.3
 
 
+def test_a_value_nested_past_the_json_parser_is_refused_as_a_setting():
+    with pytest.raises(PolicyError, match="nested too deeply"):
+        change_for("replay_limit", "[" * 100000 + "]" * 100000)
+
+
 def test_a_change_keeps_the_values_beside_it():
     policy = overlay(DEFAULT_POLICY, change_for(f"thresholds.{LOCAL_ID}.reuse", "0.95"))
     assert thresholds(policy, LOCAL_ID) == {"reuse": 0.95, "verify": 0.3, "evidence": 0.6}
