@@ -247,6 +247,13 @@ class SessionData:
             (vector, session, self.model_id, numbers, k)).fetchall()
         return [dict(r) for r in rows if r["similarity"] >= floor]
 
+    def delete(self, session: str) -> None:
+        """Forget a session's items, turn memory and files (its turns are the turn log's)."""
+        with self._connect() as conn, conn.transaction():
+            conn.execute("DELETE FROM session_items WHERE session_id = %s", (session,))
+            conn.execute("DELETE FROM session_turns WHERE session_id = %s", (session,))
+        shutil.rmtree(self.folder(session), ignore_errors=True)
+
     def remove_files(self) -> None:
         """Delete every session's files (with a throwaway library)."""
         shutil.rmtree(self.root, ignore_errors=True)

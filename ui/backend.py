@@ -77,7 +77,8 @@ def session_files(session: str) -> list[str]:
 
 
 def delete_session(session: str) -> None:
-    """Forget a session: its turns, its checkpoints and its files."""
+    """Forget a session: its turns, checkpoints, data items, memory and files."""
     turn_log().delete(session)
     agent().checkpointer.delete_thread(session)
+    agent().library.sessions.delete(session)
     shutil.rmtree(session_dir(session), ignore_errors=True)

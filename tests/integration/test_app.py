@@ -242,10 +242,16 @@ def test_a_session_id_naming_a_path_keeps_its_files_in_its_own_folder(app, data_
     folder = data_home / "sessions" / safe_session(session)
     assert (folder / "sales.csv").read_text() == CSV_TEXT
     assert not (data_home.parent / "escaped").exists()
+    from ui import backend
+
+    data = backend.agent().library.sessions
+    assert [i["name"] for i in data.items(session)] and data.folder(session).is_dir()
     page = app(session, page="sessions")
     page.button(key=f"delete-{session}").click().run()
     assert not page.exception, page.exception
     assert not folder.exists() and (data_home / "sessions").is_dir() and (data_home / "pg").is_dir()
+    # Its data items, memory and their files go too: the same id starts empty.
+    assert data.items(session) == [] and not data.folder(session).exists()
 
 
 def test_uploads_whose_names_clash_or_run_long_are_all_kept(data_home):
