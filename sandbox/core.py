@@ -31,7 +31,7 @@ from .errors import (  # noqa: F401  (re-exported)
     SandboxFault,
     SandboxUnavailable,
 )
-from .reports import CallResult, OutputFile, TestOutcome, VerifyReport
+from .reports import UNCLEAN, CallResult, OutputFile, TestOutcome, VerifyReport
 from .runner import (
     CONFTEST_FILE,
     FRAME_MARKER,
@@ -331,6 +331,7 @@ class _VariantRun(BaseModel):
     """One variant's run in a mutate job, as the runner saw it."""
 
     not_run: bool = False
+    unclean: bool = False  # not run: what earlier workers left could not be cleared
     timed_out: bool = False
     child_exit: int | None = None
     child_signal: int | None = None
@@ -369,11 +370,15 @@ def variant_reports(raw: RawRun, tests: str, limits: Limits, count: int
         raise SandboxError(f"the mutation run reported {len(runs)} variants of {count}")
     reports: list[VerifyReport | None] = []
     for run in runs:
+        if run.unclean:  # not a verdict, so the gate never counts it as killed
+            reports.append(VerifyReport(status="infrastructure", detail=UNCLEAN,
+                                        backend=raw.backend))
+            continue
         if run.not_run:
             reports.append(None)
             continue
         one = _Frame(mode="verify", stdout="", stderr="", output_truncated=False,
-                     **run.model_dump(exclude={"not_run"}))
+                     **run.model_dump(exclude={"not_run", "unclean"}))
         report = _suite_verdict(RawRun(output="", exit_code=0, duration=run.duration,
                                        backend=raw.backend), one, tests, limits)
         if report.status == "timeout":

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from .core import Sandbox
-from .reports import MutantOutcome, MutationReport, VerifyReport
+from .reports import MutantOutcome, MutationReport, VerifyReport, killer
 
 OPERATORS = ("comparison", "arithmetic", "constant", "return", "branch")
 MAX_MUTANTS = 20
@@ -251,11 +251,6 @@ def variant_budget(report: VerifyReport) -> float:
     return round(min(5.0, max(1.0, 0.5 + 10 * spent)), 2)
 
 
-def killer(report: VerifyReport) -> str:
-    """Name what killed a mutant: the first failing test, or the run's status."""
-    return next((test.name for test in report.failures()), report.status)
-
-
 def gate(sandbox: Sandbox, implementation: str, tests: str, verified: VerifyReport,
          files=None, limit: int = MAX_MUTANTS, conftest: str | None = None,
          starting: Callable[[int], None] | None = None) -> MutationReport:
@@ -271,8 +266,8 @@ def gate(sandbox: Sandbox, implementation: str, tests: str, verified: VerifyRepo
     outcomes = [MutantOutcome(id=m.id, operator=m.operator, line=m.line,
                               description=m.description,
                               status="not_run" if r is None else (
-                                  "survived" if r.ok else "killed"),
-                              killed_by=killer(r) if r is not None and not r.ok else "",
+                                  "killed" if killer(r) else "survived"),
+                              killed_by=killer(r),
                               duration=r.duration if r is not None else 0.0,
                               diff=diff(implementation, m))
                 for m, r in zip(made, reports, strict=True)]
@@ -295,6 +290,6 @@ def rerun_survivors(sandbox: Sandbox, implementation: str, suite: str,
                              stop_first=[False] + [True] * len(chosen),
                              variant_timeout=variant_budget(verified))
     killed = {s.id: s.model_copy(update={"status": "killed", "killed_by": killer(r)})
-              for s, r in zip(chosen, reports[1:], strict=True) if r is not None and not r.ok}
+              for s, r in zip(chosen, reports[1:], strict=True) if killer(r)}
     return reports[0], MutationReport.from_outcomes([killed.get(m.id, m)
                                                      for m in mutation.mutants])

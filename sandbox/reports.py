@@ -46,6 +46,10 @@ RunStatus = Literal["passed", "failed", "error", "timeout", "out_of_memory", "un
 # (a container killed from outside, the daemon lost) broke the run, or the input files the user
 # named were refused before anything ran.
 NOT_A_VERDICT = ("unavailable", "infrastructure", "input")
+# A mutant whose worker could not start without what earlier workers left: not run, and
+# never counted as killed (the implementation could cause it on purpose).
+UNCLEAN = ("its worker could not start clean: processes or files an earlier worker of the "
+           "implementation left could not be removed in time")
 
 
 def no_verdict_message(status: str, detail: str, what: str = "the code") -> str:
@@ -147,6 +151,16 @@ class CallResult(BaseModel):
 
 
 MutantStatus = Literal["killed", "survived", "not_run"]
+
+
+def killer(report: VerifyReport | None) -> str:
+    """Name what killed a mutant (the first failing test, or the run's status), or "".
+
+    Only a verdict kills: a run that is none (a worker that could not start clean) never does.
+    """
+    if report is None or report.ok or report.status in NOT_A_VERDICT:
+        return ""
+    return next((test.name for test in report.failures()), report.status)
 
 
 class MutantOutcome(BaseModel):

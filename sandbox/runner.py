@@ -25,7 +25,8 @@ The mutation gate's mode (mutate) runs one suite against several variants of the
 implementation (its mutants): for each, a fresh worker with that code and a fresh judge, with
 a time budget of its own and pytest's ``-x``; the frame carries every judge's report. Before
 each variant's worker starts, every process of the implementation's user is killed and its
-files in /tmp and /dev/shm removed, so nothing of an earlier worker reaches it.
+files in /tmp, /dev/shm and /dev/mqueue removed, so nothing of an earlier worker reaches it;
+a variant that cannot start so is reported unclean, and the host does not count it killed.
 
 Why this module is long: it must be one standard-library file that the sandbox's own
 Python runs as is (no package to import from), and every defence of the verdict — users,
@@ -715,8 +716,10 @@ def _variant_loop(job, proxy, collector, report, control):
                 return True  # every variant gets the collection's errors
             for index in range(len(variants)):
                 left = deadline - time.monotonic()
-                if left < min(budget, 0.2) or not _next_worker(control, proxy, index):
-                    self.results.append({"not_run": True})
+                started = "no" if left < min(budget, 0.2) else _next_worker(control, proxy,
+                                                                            index)
+                if started != "ok":
+                    self.results.append({"not_run": True, "unclean": started == "unclean"})
                     continue
                 first = bool(stop_first[index]) if index < len(stop_first) else True
                 self.results.append(_run_variant(session, proxy, collector, first,
@@ -728,20 +731,23 @@ def _variant_loop(job, proxy, collector, report, control):
 
 
 def _next_worker(control, proxy, index):
-    """Ask the runner for a fresh worker running variant ``index``; switch the proxy to it."""
+    """Ask the runner for a fresh worker running variant ``index``; switch the proxy to it.
+
+    Return "ok", "unclean" (the runner could not clear what earlier workers left) or "no".
+    """
     try:
         control.sendall(struct.pack(">I", index))
-        _, fds, _, _ = socket.recv_fds(control, 16, 2)
+        reply, fds, _, _ = socket.recv_fds(control, 16, 2)
     except OSError:
-        return False
+        return "no"
     if len(fds) != 2:
         for fd in fds:
             os.close(fd)
-        return False
+        return "unclean" if reply == b"unclean" else "no"
     for fd in (proxy.requests, proxy.replies):
         os.close(fd)
     proxy.switch(*fds)
-    return True
+    return "ok"
 
 
 def _run_variant(session, proxy, collector, stop_first, budget, private):
@@ -1123,9 +1129,11 @@ class _Workers:
                 pass
             _reap(time.monotonic() + 0.5, self.pid)
             self.pid = None
-        # A variant that cannot start clean is not run (it counts neither way).
-        if index >= len(variants) or not self._clear():
+        if index >= len(variants):
             self.control.sendall(b"no")
+            return True
+        if not self._clear():  # the judge reports it: the host counts it as not killed
+            self.control.sendall(b"unclean")
             return True
         self.pid, requests_w, replies_r, _ = _start_worker(
             self.job, variants[index], self.uids, self.path, self.devnull, self.devnull)
@@ -1133,7 +1141,6 @@ class _Workers:
         os.close(requests_w)
         os.close(replies_r)
         return True
-
 
     def _clear(self):
         """Run ``_clear_user`` as the implementation's user; tell whether it finished in time."""
@@ -1143,20 +1150,43 @@ class _Workers:
             return False  # no process to spare: the previous worker's still hold them
         if pid == 0:
             _child(_run_clearer, self.uids["worker"], self.devnull)
-        deadline = time.monotonic() + CLEAR_TIMEOUT
-        while time.monotonic() < deadline:
-            done, status = os.waitpid(pid, os.WNOHANG)
+        deadline, status = time.monotonic() + CLEAR_TIMEOUT, None
+        while status is None and time.monotonic() < deadline:
+            done, raw = os.waitpid(pid, os.WNOHANG)
             if done:
-                return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
-            time.sleep(0.002)
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        return False
+                status = raw
+            else:
+                time.sleep(0.002)
+        if status is None:
+            os.kill(pid, signal.SIGKILL)
+            _, status = os.waitpid(pid, 0)
+        _reap_orphans()
+        return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
 
 def _run_clearer(uid, devnull):
     _enter_child(uid, devnull, devnull, keep=())
-    return _clear_user((tempfile.gettempdir(), "/dev/shm"))
+    # /dev/mqueue: Docker mounts it writable, and a file created there is a message queue.
+    return _clear_user((tempfile.gettempdir(), "/dev/shm", "/dev/mqueue"))
+
+
+def _reap_orphans():
+    """Collect this process's exited children (killed workers' orphans come to PID 1).
+
+    Called while the judge waits for its next worker, so the judge is never among them.
+    """
+    me = str(os.getpid())
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                state, parent = fh.read().rsplit(")", 1)[1].split()[:2]
+        except (OSError, ValueError):
+            continue
+        if state == "Z" and parent == me:
+            try:
+                os.waitpid(int(pid), os.WNOHANG)
+            except ChildProcessError:
+                pass
 
 
 def _run_once(job, uids, path, cap, timeout):

@@ -87,12 +87,13 @@ def test_a_variant_cannot_write_the_report(docker_sandbox):
     assert [r.status for r in reports] == ["failed", "passed"]
 
 
-# At import it looks for what an earlier worker could leave (files in /tmp or /dev/shm, a
-# process of its user), then leaves them. A worker that finds any answers 2.
+# At import it looks for what an earlier worker could leave (files in /tmp, /dev/shm or
+# /dev/mqueue, a process of its user), then leaves them. A worker that finds any answers 2.
 TRACES = (
-    "import os, time\n\n\n"
+    "import os, time\n\n"
+    "MARKS = ('/tmp/sea-mark', '/dev/shm/sea-mark', '/dev/mqueue/sea-mark')\n\n\n"
     "def _traces():\n"
-    "    found = [p for p in ('/tmp/sea-mark', '/dev/shm/sea-mark') if os.path.exists(p)]\n"
+    "    found = [p for p in MARKS if os.path.exists(p)]\n"
     "    for pid in filter(str.isdigit, os.listdir('/proc')):\n"
     "        try:\n"
     "            with open(f'/proc/{pid}/stat') as fh:\n"
@@ -104,12 +105,12 @@ TRACES = (
     "            found.append(pid)\n"
     "    return found\n\n\n"
     "FOUND = _traces()\n"
-    "for mark in ('/tmp/sea-mark', '/dev/shm/sea-mark'):\n"
+    "for mark in MARKS:  # in /dev/mqueue, a message queue\n"
     "    try:\n"
     "        with open(mark, 'w') as fh:\n"
     "            fh.write('an earlier worker was here')\n"
     "    except OSError:\n"
-    "        pass  # bubblewrap's /dev is read-only\n"
+    "        pass  # bubblewrap's /dev is read-only, with no /dev/mqueue\n"
     "if os.fork() == 0:\n"
     "    os.setsid()  # out of the worker's process group\n"
     "    time.sleep(60)\n"
@@ -124,6 +125,31 @@ def test_no_variant_sees_an_earlier_workers_files_or_processes(any_sandbox):
     # an honest tool's files would carry over into the next variant's run.
     reports = any_sandbox.mutate(TRACES, FIRST_CALL, [TRACES] * 3)
     assert [r.status for r in reports] == ["passed"] * 3, [r.tests for r in reports]
+
+
+# At import it takes every process slot the container has left, and keeps them.
+PID_FILLER = (
+    "import os, time\n\n"
+    "while True:\n"
+    "    try:\n"
+    "        if os.fork() == 0:\n"
+    "            time.sleep(60)\n"
+    "            os._exit(0)\n"
+    "    except OSError:\n"
+    "        break\n\n\n"
+    "def f():\n"
+    "    return 1\n"
+)
+
+
+def test_a_variant_that_cannot_start_clean_is_never_counted_killed(docker_sandbox):
+    from sandbox.reports import UNCLEAN, killer
+
+    # No process is left to clear the way for a fresh worker: had such variants counted as
+    # killed (or not run, which gates nothing), the gate would pass a one-test suite.
+    reports = docker_sandbox.mutate(PID_FILLER, FIRST_CALL, [PID_FILLER] * 2)
+    assert [(r.status, r.detail) for r in reports] == [("infrastructure", UNCLEAN)] * 2
+    assert [killer(r) for r in reports] == ["", ""]
 
 
 def test_variants_the_time_limit_cannot_cover_are_not_run(docker_sandbox):
