@@ -28,6 +28,14 @@ def unstorable(value: Any) -> str:
     return ""
 
 
+def check_storable(what: str, text: str) -> None:
+    """Raise ValueError naming what in ``text`` (the ``what``) no storage can hold."""
+    problem = unstorable(text)
+    if problem:
+        raise ValueError(f"the {what} contains {problem}, which cannot be stored; remove it "
+                         "and try again")
+
+
 def _escape(found: re.Match) -> str:
     code = ord(found.group())
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"

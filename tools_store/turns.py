@@ -17,7 +17,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from .library import _wrap_public_methods
-from .text import unstorable
+from .text import check_storable
 
 TITLE_CHARS = 80
 STORY_FIELDS = ("answer", "decision", "tool", "version", "tool_status", "arguments", "result",
@@ -27,13 +27,6 @@ _dumps = functools.partial(json.dumps, default=str)
 
 def _json(value) -> Jsonb:
     return Jsonb(value, dumps=_dumps)
-
-
-def _check_storable(what: str, text: str) -> None:
-    problem = unstorable(text)
-    if problem:
-        raise ValueError(f"the {what} contains {problem}, which cannot be stored; remove it "
-                         "and try again")
 
 
 @_wrap_public_methods
@@ -76,7 +69,7 @@ class TurnLog:
         title = " ".join(title.split())[:TITLE_CHARS]
         if not title:
             raise ValueError("a session's title cannot be blank")
-        _check_storable("title", title)
+        check_storable("title", title)
         with self.pool.connection() as conn:
             conn.execute("UPDATE chat_sessions SET title = %s WHERE session_id = %s",
                          (title, session_id))
@@ -95,9 +88,9 @@ class TurnLog:
         Raises PermissionError when the session belongs to another owner, ValueError for a
         request or file name that cannot be stored (a NUL, a lone surrogate).
         """
-        _check_storable("request", request)
+        check_storable("request", request)
         for name in input_files or []:
-            _check_storable("file name", name)
+            check_storable("file name", name)
         with self.pool.connection() as conn, conn.transaction():
             conn.execute("INSERT INTO chat_sessions (session_id, owner, title) "
                          "VALUES (%s, %s, %s) ON CONFLICT (session_id) DO NOTHING",

@@ -65,7 +65,8 @@ def session_dir(session: str) -> Path:
     """
     root = sea_home() / "sessions"
     earlier = root / session
-    if session not in (".", "..") and earlier.parent == root and earlier.is_dir():
+    # Exactly one plain name: pathlib would read "s/" or "./s" as the folder "s".
+    if earlier.name == session and session not in (".", "..") and earlier.is_dir():
         return earlier
     return root / safe_session(session)
 

@@ -18,7 +18,7 @@ from graph.runner import wrong_answer_request
 from nodes.enrich import MAX_REQUEST_CHARS
 from nodes.kit.model import load_chat_model
 from tools_store.errors import LibraryError
-from tools_store.text import unstorable
+from tools_store.text import check_storable
 
 from . import backend
 from .auth import signed_in
@@ -102,10 +102,10 @@ def take_input(session: str) -> None:
     """
     value = st.session_state.get("request")
     if value and (value.text.strip() or value.files):
-        problem = unstorable(value.text)
-        if problem:  # refused before its files are kept
-            st.session_state["submit_error"] = (f"Not sent: the request contains {problem}, "
-                                                "which cannot be stored; remove it and ask again")
+        try:  # refused before its files are kept
+            check_storable("request", value.text)
+        except ValueError as exc:
+            st.session_state["submit_error"] = f"Not sent: {exc}"
             return
         names = save_uploads(session, value.files)
         queue(session, value.text.strip() or f"read {', '.join(names)}")

@@ -134,8 +134,8 @@ class Runs:
             try:
                 self._run(run)
             except Exception as exc:  # the turn log failed: the worker goes on all the same
-                run.record = run.record or ("failed", {"error": f"the turn could not be "
-                                                       f"recorded: {exc}", "answer": ""})
+                run.record = run.record or ("failed", {"error": f"the turn log failed: {exc}",
+                                                       "answer": ""})
                 run.status = run.record[0]
                 with self._lock:
                     self._unrecorded.append(run)

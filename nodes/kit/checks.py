@@ -18,7 +18,7 @@ import math
 
 from sandbox.core import declared_tests
 from tools_store.models import ToolSpec, check_arguments  # noqa: F401  (re-exported)
-from tools_store.text import unstorable
+from tools_store.text import check_storable
 
 # Names an implementation has no business touching: the suite, pytest, the runner.
 FORBIDDEN_IN_IMPLEMENTATION = ("test_tool", "conftest", "pytest", "_pytest", "sea-frame",
@@ -46,10 +46,7 @@ def _parse(code: str, what: str) -> ast.Module:
 
 def check_request(request: str) -> None:
     """Raise ValueError for a request no storage can hold (a NUL, a lone surrogate)."""
-    problem = unstorable(request)
-    if problem:
-        raise ValueError(f"the request contains {problem}, which cannot be stored; remove it "
-                         "and ask again")
+    check_storable("request", request)
 
 
 def _check_tool_imports(tree: ast.Module) -> None:
@@ -274,6 +271,7 @@ def check_regression(test: str, spec: ToolSpec, frozen: str) -> list[str]:
     the frozen suite (which is kept byte-for-byte) nor run statements on import.
     """
     check_tests(test, spec, 1)
+    _check_tool_imports(_parse(f"{frozen}\n{test}", "grown suite"))  # appended: sees both
     tree = _parse(test, "regression test")
     stray = sorted({type(item).__name__ for item in tree.body if not _harmless(item)})
     if stray:

@@ -250,6 +250,12 @@ def test_a_session_id_naming_a_path_keeps_its_files_in_its_own_folder(app, data_
     page.button(key=f"delete-{session}").click().run()
     assert not page.exception, page.exception
     assert not folder.exists() and (data_home / "sessions").is_dir() and (data_home / "pg").is_dir()
+    # A folder an earlier version named by a plain id is kept for that id, and only for it.
+    earlier = data_home / "sessions" / "alice-1"
+    earlier.mkdir()
+    assert backend.session_dir("alice-1") == earlier
+    assert all(backend.session_dir(other) != earlier
+               for other in ("alice-1/", "./alice-1", "alice-1/.", "x/../alice-1"))
     # Its data items, memory and their files go too: the same id starts empty.
     assert data.items(session) == [] and not data.folder(session).exists()
 
@@ -278,9 +284,11 @@ def test_text_that_cannot_be_stored_is_refused_with_its_reason(app, data_home):
     assert any(e.startswith("Not sent: the request contains a NUL") for e in errors), errors
     assert not (data_home / "sessions" / session / "sales.csv").exists()
     at.text_input[0].set_value("halves\x00 round up")
-    at.feedback[0].set_value(0).run()  # refused once, not resubmitted on every run
+    at.feedback[0].set_value(0).run()
     assert not at.exception, at.exception
     assert any("contains a NUL character" in e.value for e in at.error), at.error
+    at.text_input[0].set_value("halves round up")  # the click was refused, not kept:
+    at.run()  # later runs of the page queue nothing
     page = app(session, page="sessions")
     for title, problem in [("   ", "cannot be blank"), ("a\x00b", "NUL character")]:
         page.text_input(key=f"title-{session}").set_value(title)

@@ -750,8 +750,8 @@ def test_pooled_connections_the_server_dropped_are_replaced_not_reported(data_ho
             for conn in held:
                 pool.putconn(conn)
         with connect_db(library.url) as admin:
-            admin.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid",
-                          (ended,))
+            admin.execute("SELECT pg_terminate_backend(pid, 10000) "  # waits until gone
+                          "FROM unnest(%s::int[]) AS pid", (ended,))
         assert library.list_tools() == [] and log.sessions("local") == []
         assert not agent.state("s")
         for pool in pools:

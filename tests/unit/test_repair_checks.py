@@ -49,6 +49,14 @@ def test_a_regression_test_may_not_touch_the_frozen_suite(test, message):
         check_regression(test, SPEC, FROZEN)
 
 
+def test_a_regression_test_may_not_take_a_name_the_frozen_suite_trusts_from_tool():
+    frozen = "import math\n" + FROZEN + "\n\ndef test_c():\n    assert math.isclose(1.0, 1)\n"
+    test = ("from tool import double_number, double_number as math\n\n\ndef test_b():\n"
+            "    assert double_number(1) == 2\n")  # fine alone; appended, math is the tool's
+    with pytest.raises(ValueError, match="math from tool"):
+        check_regression(test, SPEC, frozen)
+
+
 def test_replayed_outputs_compare_as_json_values():
     assert same_output(0.1 + 0.2, 0.3) and same_output({"a": [1, 2.0]}, {"a": [1, 2]})
     assert not same_output(True, 1) and not same_output([1, 2], [1, 2, 3])
