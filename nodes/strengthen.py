@@ -43,7 +43,7 @@ def suite_too_weak(mutation: dict | None, policy: dict) -> bool:
     """
     score = (mutation or {}).get("score")
     return score is not None and score < policy.get("min_mutation_score", 0) and (
-        mutation.get("survived", 0) >= 2)
+        mutation.get("survived", 0) + mutation.get("unclean", 0) >= 2)
 
 
 def _prompt(state: dict, mutation: MutationReport) -> str:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from .core import Sandbox
-from .reports import MutantOutcome, MutationReport, VerifyReport, killer
+from .reports import MutantOutcome, MutationReport, VerifyReport, killer, mutant_status
 
 OPERATORS = ("comparison", "arithmetic", "constant", "return", "branch")
 MAX_MUTANTS = 20
@@ -265,9 +265,7 @@ def gate(sandbox: Sandbox, implementation: str, tests: str, verified: VerifyRepo
                              variant_timeout=variant_budget(verified), conftest=conftest)
     outcomes = [MutantOutcome(id=m.id, operator=m.operator, line=m.line,
                               description=m.description,
-                              status="not_run" if r is None else (
-                                  "killed" if killer(r) else "survived"),
-                              killed_by=killer(r),
+                              status=mutant_status(r), killed_by=killer(r),
                               duration=r.duration if r is not None else 0.0,
                               diff=diff(implementation, m))
                 for m, r in zip(made, reports, strict=True)]

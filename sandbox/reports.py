@@ -150,7 +150,8 @@ class CallResult(BaseModel):
         return self.error or self.status
 
 
-MutantStatus = Literal["killed", "survived", "not_run"]
+# unclean: its worker could not start clean (UNCLEAN); counted as not killed.
+MutantStatus = Literal["killed", "survived", "unclean", "not_run"]
 
 
 def killer(report: VerifyReport | None) -> str:
@@ -161,6 +162,15 @@ def killer(report: VerifyReport | None) -> str:
     if report is None or report.ok or report.status in NOT_A_VERDICT:
         return ""
     return next((test.name for test in report.failures()), report.status)
+
+
+def mutant_status(report: VerifyReport | None) -> MutantStatus:
+    """Say what a mutant's run did to it (None: the run had no time left for it)."""
+    if report is None:
+        return "not_run"
+    if report.status == "infrastructure" and report.detail == UNCLEAN:
+        return "unclean"
+    return "killed" if killer(report) else "survived"
 
 
 class MutantOutcome(BaseModel):
@@ -184,6 +194,7 @@ class MutationReport(BaseModel):
                                                           "None when no mutant ran")
     killed: int = 0
     survived: int = 0
+    unclean: int = 0
     not_run: int = 0
     mutants: list[MutantOutcome] = Field(default_factory=list)
     error: SafeText = Field(default="", description="why the score could not be measured")
@@ -191,11 +202,12 @@ class MutationReport(BaseModel):
     @classmethod
     def from_outcomes(cls, outcomes: list[MutantOutcome]) -> MutationReport:
         """Count the outcomes and compute the score."""
-        killed = sum(o.status == "killed" for o in outcomes)
-        survived = sum(o.status == "survived" for o in outcomes)
-        ran = killed + survived
+        killed, survived, unclean = (sum(o.status == status for o in outcomes)
+                                     for status in ("killed", "survived", "unclean"))
+        ran = killed + survived + unclean
         return cls(score=round(killed / ran, 4) if ran else None, killed=killed,
-                   survived=survived, not_run=len(outcomes) - ran, mutants=outcomes)
+                   survived=survived, unclean=unclean, not_run=len(outcomes) - ran,
+                   mutants=outcomes)
 
     def survivors(self) -> list[MutantOutcome]:
         """Return the mutants the suite did not kill."""
@@ -208,7 +220,9 @@ class MutationReport(BaseModel):
         if self.score is None:
             return "mutation score: n/a (no mutant could be made or run)"
         line = (f"mutation score {self.score:.2f}: the suite killed {self.killed} of "
-                f"{self.killed + self.survived} mutants")
+                f"{self.killed + self.survived + self.unclean} mutants")
+        if self.unclean:
+            line += f" ({self.unclean} could not start clean, so none of them counts as killed)"
         return line + (f" ({self.not_run} not run: time)" if self.not_run else "")
 
 

@@ -150,6 +150,10 @@ def test_a_variant_that_cannot_start_clean_is_never_counted_killed(docker_sandbo
     reports = docker_sandbox.mutate(PID_FILLER, FIRST_CALL, [PID_FILLER] * 2)
     assert [(r.status, r.detail) for r in reports] == [("infrastructure", UNCLEAN)] * 2
     assert [killer(r) for r in reports] == ["", ""]
+    measured = gate(docker_sandbox, PID_FILLER, FIRST_CALL,
+                    docker_sandbox.verify(PID_FILLER, FIRST_CALL))
+    assert measured.killed == 0 and measured.unclean == len(measured.mutants) >= 2
+    assert measured.score == 0.0 and "could not start clean" in measured.summary()
 
 
 def test_variants_the_time_limit_cannot_cover_are_not_run(docker_sandbox):

@@ -131,6 +131,23 @@ def test_the_score_counts_only_mutants_that_ran():
     assert mutation_line({}) == "mutation score: not measured"
 
 
+def test_mutants_that_could_not_start_clean_count_as_not_killed():
+    from nodes.strengthen import suite_too_weak
+    from sandbox.reports import UNCLEAN, VerifyReport, mutant_status
+
+    unclean = VerifyReport(status="infrastructure", detail=UNCLEAN)
+    other = VerifyReport(status="infrastructure", detail="the daemon was lost")
+    assert [mutant_status(r) for r in (unclean, other, None)] == ["unclean", "survived",
+                                                                   "not_run"]
+    outcomes = [MutantOutcome(id=f"m{i}", operator="constant", status=s)
+                for i, s in enumerate(["killed", "unclean", "unclean", "not_run"])]
+    report = MutationReport.from_outcomes(outcomes)
+    assert (report.score, report.unclean, report.not_run) == (0.3333, 2, 1)
+    assert report.survivors() == []  # no test could kill them: not shown to strengthen
+    assert "2 could not start clean" in report.summary()
+    assert suite_too_weak(report.model_dump(), {"min_mutation_score": 0.7})
+
+
 SUITE = ("from tool import f\n\n\ndef test_one():\n    assert f(1) == 2\n")
 
 
