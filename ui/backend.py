@@ -6,6 +6,7 @@ as the first page is served; a turn that comes before they are ready says it is 
 
 from __future__ import annotations
 
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -60,13 +61,15 @@ def session_dir(session: str) -> Path:
     """Return the folder that keeps a session's uploaded files, always inside the sessions'.
 
     A session id is any text from the URL: it names a folder only through ``safe_session``
-    (``../x`` must not reach another session's files, or outside the data directory). A
-    folder an earlier version named by the id itself is kept where the id names one folder.
+    (``../x`` must not reach another session's files, or outside the data directory).
     """
     root = sea_home() / "sessions"
     earlier = root / session
-    # Exactly one plain name: pathlib would read "s/" or "./s" as the folder "s".
-    if earlier.name == session and session not in (".", "..") and earlier.is_dir():
+    # An earlier version named the folder by the id itself. Such a folder is kept for an id
+    # that is one name (pathlib reads "s/" or "./s" as "s") holding a character no safe
+    # name holds (so no other id's folder has that name).
+    if (earlier.name == session and re.search(r"[^A-Za-z0-9_.-]", session)
+            and earlier.is_dir()):
         return earlier
     return root / safe_session(session)
 

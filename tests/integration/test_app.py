@@ -250,12 +250,12 @@ def test_a_session_id_naming_a_path_keeps_its_files_in_its_own_folder(app, data_
     page.button(key=f"delete-{session}").click().run()
     assert not page.exception, page.exception
     assert not folder.exists() and (data_home / "sessions").is_dir() and (data_home / "pg").is_dir()
-    # A folder an earlier version named by a plain id is kept for that id, and only for it.
-    earlier = data_home / "sessions" / "alice-1"
+    # A folder an earlier version named by the id itself is kept for that id, and only for it.
+    earlier = data_home / "sessions" / "alice 1"
     earlier.mkdir()
-    assert backend.session_dir("alice-1") == earlier
+    assert backend.session_dir("alice 1") == earlier
     assert all(backend.session_dir(other) != earlier
-               for other in ("alice-1/", "./alice-1", "alice-1/.", "x/../alice-1"))
+               for other in ("alice 1/", "./alice 1", "alice 1/.", "x/../alice 1"))
     # Its data items, memory and their files go too: the same id starts empty.
     assert data.items(session) == [] and not data.folder(session).exists()
 
