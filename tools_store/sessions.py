@@ -30,6 +30,7 @@ from .errors import ItemMissing
 TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t"}
 MAX_SHAPE_BYTES = 32 * 1024 * 1024  # files larger than this are not parsed for a shape
 MAX_SESSION_ID = 128  # sessions are keyed by it in indexed columns and in folder names
+UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9_.-]")  # what a folder or file name made safe never holds
 
 
 def check_session_id(session: str) -> str:
@@ -54,7 +55,7 @@ def check_session_id(session: str) -> str:
 
 def safe_session(session: str) -> str:
     """Return a folder name for a session id (ids may be any text)."""
-    cleaned = re.sub(r"[^A-Za-z0-9_.-]", "_", session or "default").lstrip(".")[:80]
+    cleaned = UNSAFE_CHARS.sub("_", session or "default").lstrip(".")[:80]
     if cleaned != session:
         cleaned += "-" + hashlib.sha256(session.encode()).hexdigest()[:8]
     return cleaned or "default"

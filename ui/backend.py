@@ -6,7 +6,6 @@ as the first page is served; a turn that comes before they are ready says it is 
 
 from __future__ import annotations
 
-import re
 import shutil
 import threading
 from pathlib import Path
@@ -18,7 +17,7 @@ from graph.resident import enabled as resident_enabled
 from graph.runner import Agent
 from sandbox.doctor import doctor
 from tools_store.db import sea_home
-from tools_store.sessions import safe_session
+from tools_store.sessions import UNSAFE_CHARS, safe_session
 from tools_store.turns import TurnLog
 
 from .runs import Runs, warm_up
@@ -68,8 +67,7 @@ def session_dir(session: str) -> Path:
     # An earlier version named the folder by the id itself. Such a folder is kept for an id
     # that is one name (pathlib reads "s/" or "./s" as "s") holding a character no safe
     # name holds (so no other id's folder has that name).
-    if (earlier.name == session and re.search(r"[^A-Za-z0-9_.-]", session)
-            and earlier.is_dir()):
+    if earlier.name == session and UNSAFE_CHARS.search(session) and earlier.is_dir():
         return earlier
     return root / safe_session(session)
 

@@ -8,7 +8,6 @@ registry; a fragment polls it, so a reloaded page re-attaches to a running turn.
 from __future__ import annotations
 
 import json
-import re
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from graph.runner import wrong_answer_request
 from nodes.enrich import MAX_REQUEST_CHARS
 from nodes.kit.model import load_chat_model
 from tools_store.errors import LibraryError
+from tools_store.sessions import UNSAFE_CHARS
 from tools_store.text import check_storable
 
 from . import backend
@@ -65,7 +65,7 @@ def save_uploads(session: str, files) -> list[str]:
     folder.mkdir(parents=True, exist_ok=True)
     names: list[str] = []
     for upload in files or []:
-        name = re.sub(r"[^A-Za-z0-9._-]", "_", Path(upload.name).name).lstrip(".") or "upload"
+        name = UNSAFE_CHARS.sub("_", Path(upload.name).name).lstrip(".") or "upload"
         if name in ("tool.py", "test_tool.py", "conftest.py"):
             name = "upload_" + name
         stem, suffix = Path(name).stem, Path(name).suffix[:16]

@@ -80,7 +80,6 @@ class Runs:
         """
         files = list(files or [])
         turn = self.log.add_turn(session, owner, request, [Path(f).name for f in files])
-        self._record_unrecorded()  # the database is up again
         run = Run(session, turn, request, files, feedback)
         with self._lock:
             self._queues.setdefault(session, []).append(run)
@@ -156,7 +155,7 @@ class Runs:
                     self._unrecorded.append(run)
 
     def _run(self, run: Run) -> None:
-        self._record_unrecorded()
+        self._record_unrecorded()  # turns that ended while the database was down
         if not run.stopping:
             run.status = "running"
             self.log.start(run.session, run.turn)
