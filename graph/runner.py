@@ -7,8 +7,10 @@ graph needs.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 from langchain_core.messages import AIMessage
@@ -30,6 +32,8 @@ from .agent import build_graph
 SCRIPTED_BANNER = ("Scripted model: every reply is replayed from a recorded script, not "
                    "generated. Configure SEA_MODEL / OPENAI_API_KEY for a real model.")
 STOPPED = "(This turn was stopped before it finished.)"
+WAITING = "Another turn of this session is running; this one starts when it ends."
+TURN_LOCK_POLL = 0.2  # seconds between tries for a busy session's turn lock
 # Connections one Agent may hold for its checkpointer (the library keeps its own).
 CHECKPOINT_POOL_SIZE = 4
 
@@ -87,7 +91,9 @@ class Agent:
         storage can hold, or a session id none can key, is refused here: the checkpointer
         stores the input before the first node could refuse it. ``control.request_drain()``
         stops the turn cooperatively between steps: it is closed in the session with a
-        message saying so, and the last item is ``stopped`` instead of ``final``.
+        message saying so, and the last item is ``stopped`` instead of ``final``. While another
+        turn of the same session runs (in any process), this one waits for it, saying so; a
+        drain then stops it before the graph sees it.
         """
         try:
             check_request(request)
@@ -104,6 +110,19 @@ class Agent:
                           new_tool=new_tool or self.context.new_tool)
         turn = {"request": request, "feedback": feedback or {}}
         config = self._config(session_id)
+        with _session_turn(session_id) as turn_lock:
+            if not turn_lock.acquired:
+                yield {"kind": "event", "step": "enrich", "message": WAITING,
+                       "time": round(time.time(), 3)}
+                while not turn_lock.retry():
+                    if control is not None and control.drain_requested:
+                        yield {"kind": "stopped", "state": {}}  # the graph never saw it
+                        return
+                    time.sleep(TURN_LOCK_POLL)
+            yield from self._run_turn(turn, config, context, control, session_id)
+
+    def _run_turn(self, turn: dict, config: dict, context: Context,
+                  control: RunControl | None, session_id: str) -> Iterator[dict]:
         try:
             # Checkpointed once, when the turn ends (a stop included): a step's checkpoint cost
             # a write per step, and a turn cut off mid-way by a killed process left its
@@ -212,6 +231,37 @@ class Agent:
     def close(self) -> None:
         """Close the connection pool."""
         self.pool.close()
+
+
+class _TurnLock:
+    """A session's turn lock, held on a connection of its own for as long as the turn runs.
+
+    Two turns of one session at once (two terminals, the app and `sea ask` through it, an MCP
+    client) both started from the same last checkpoint, and the one that ended second wrote
+    over the other's messages. A PostgreSQL advisory lock serialises them across processes,
+    and is released by the server when a process dies holding it. Not from the checkpointer's
+    pool: a turn holds it throughout, and the pool's connections serve every session.
+    """
+
+    def __init__(self, session_id: str):
+        self.conn = connect(autocommit=True)
+        self.session_id = session_id
+        self.acquired = self.retry()
+
+    def retry(self) -> bool:
+        row = self.conn.execute("SELECT pg_try_advisory_lock(hashtext('sea-turn'), "
+                                "hashtext(%s))", (self.session_id,)).fetchone()
+        self.acquired = bool(row[0])
+        return self.acquired
+
+
+@contextmanager
+def _session_turn(session_id: str) -> Iterator[_TurnLock]:
+    lock = _TurnLock(session_id)
+    try:
+        yield lock
+    finally:
+        lock.conn.close()  # the lock goes with its connection
 
 
 def summary(turn: dict) -> dict:

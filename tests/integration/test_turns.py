@@ -11,7 +11,7 @@ import pytest
 from app_scripts import SLOW_REQUEST, write_script
 from langgraph.runtime import RunControl
 
-from graph.runner import STOPPED, Agent
+from graph.runner import STOPPED, WAITING, Agent, _session_turn
 from tools_store.library import ToolLibrary
 from tools_store.turns import TurnLog
 
@@ -155,3 +155,46 @@ def test_a_turn_the_log_cannot_record_is_recorded_later_and_the_session_goes_on(
         assert "37.78" in turns[0]["answer"]
     finally:
         runs.log.close()
+
+
+def test_a_second_turn_of_a_busy_session_waits_and_both_turns_are_kept(agent):
+    import threading
+
+    first_running = threading.Event()
+    first: dict = {}
+
+    def slow_turn() -> None:
+        for item in agent.stream(SLOW_REQUEST, "busy-1"):
+            if item["kind"] == "start" and item["step"] == "execute":
+                first_running.set()  # 15 s of the tool's sleep still to go
+            if item["kind"] == "final":
+                first.update(item["state"])
+
+    runner = threading.Thread(target=slow_turn)
+    runner.start()
+    try:
+        assert first_running.wait(240)
+        # Before the lock, this turn ran beside the first: both started from the same
+        # checkpoint, and the first, ending last, wrote over this one's messages.
+        second = agent.ask("count the vowels in Encyclopedia Britannica", "busy-1")
+    finally:
+        runner.join(240)
+    assert WAITING in [e["message"] for e in second["events"]]
+    assert first["answer"] == "It said: hello." and second["result"] == 9
+    assert [m["content"] for m in agent.conversation("busy-1")] == [
+        SLOW_REQUEST, "It said: hello.", "count the vowels in Encyclopedia Britannica",
+        second["answer"]]
+
+
+def test_a_turn_waiting_for_its_session_can_be_stopped_before_it_starts(agent):
+    control = RunControl()
+    with _session_turn("busy-2") as held:  # another process's turn of this session
+        assert held.acquired
+        turn = agent.stream("count the vowels in Encyclopedia Britannica", "busy-2",
+                            control=control)
+        assert next(turn)["message"] == WAITING
+        control.request_drain("stopped by the user")
+        assert next(turn) == {"kind": "stopped", "state": {}}
+        assert next(turn, None) is None
+    assert agent.conversation("busy-2") == []  # the graph never saw it
+    assert agent.ask("count the vowels in Encyclopedia Britannica", "busy-2")["result"] == 9
