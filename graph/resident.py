@@ -74,9 +74,21 @@ class ResidentServer:
     def _serve_one(self, rfile, wfile) -> None:
         from .runner import summary
 
+        gone = False
+
         def send(item: dict) -> None:
             wfile.write((json.dumps(item, default=str) + "\n").encode())
             wfile.flush()
+
+        def progress(event: dict) -> None:
+            # A client that went away (Ctrl-C) must not cut the turn off half-way: it runs to
+            # its end, and its answer is in the session for the next look.
+            nonlocal gone
+            if not gone:
+                try:
+                    send({"kind": "event", **event})
+                except OSError:
+                    gone = True
 
         try:
             line = rfile.readline(MAX_REQUEST_LINE)
@@ -87,7 +99,7 @@ class ResidentServer:
                 send({"kind": "refused", "reason": "this agent runs with other settings"})
                 return
             turn = self.agent.ask(message["request"], message.get("session"),
-                                  on_event=lambda e: send({"kind": "event", **e}),
+                                  on_event=progress,
                                   files=message.get("files") or None)
             send({"kind": "final", "turn": summary(turn), "scripted": self.agent.scripted})
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -96,7 +108,7 @@ class ResidentServer:
             except OSError:
                 pass  # the client went away
         except OSError:
-            pass  # the client went away; the turn itself is in the checkpointer
+            pass  # the client went away before the answer; the session holds it
 
     def close(self) -> None:
         """Stop listening and remove the socket."""

@@ -80,6 +80,28 @@ def test_a_probe_or_a_broken_request_never_breaks_the_server(resident):
     assert ask_resident("x", None, {**key, "model": "other"}, []) is None  # other settings
 
 
+def test_a_client_that_goes_away_does_not_cut_the_turn_off(resident):
+    import socket as sockets
+    import time
+
+    agent, _ = resident
+    key = settings_key(agent.context.model, agent.context.sandbox_backend,
+                       agent.context.library_schema)
+    request = "convert 100 degrees Fahrenheit to Celsius"
+    with sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM) as conn:
+        conn.connect(str(socket_path()))
+        conn.sendall((json.dumps({"request": request, "session": "gone-1", "files": [],
+                                  "settings": key}) + "\n").encode())
+        assert json.loads(conn.makefile().readline())["kind"] == "event"
+    # Ctrl-C after the first progress line: the turn still runs to its end in the agent.
+    deadline = time.monotonic() + 240
+    while len(agent.conversation("gone-1")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert [m["content"] for m in agent.conversation("gone-1")] == [
+        request, "100 °F is 37.78 °C."]
+    assert agent.library.get("fahrenheit_to_celsius").status == "verified"
+
+
 def test_no_resident_means_none(tmp_path):
     assert ask_resident("x", None, settings_key("m", "docker", "sea"), [],
                         path=tmp_path / "agent.sock") is None
