@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 
+import psycopg
 from langchain_core.messages import AIMessage
 from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.errors import GraphDrained
@@ -36,6 +37,9 @@ WAITING = "Another turn of this session is running; this one starts when it ends
 TURN_LOCK_POLL = 0.2  # seconds between tries for a busy session's turn lock
 # Connections one Agent may hold for its checkpointer (the library keeps its own).
 CHECKPOINT_POOL_SIZE = 4
+# Connections that hold the session locks of running turns, one each: a pool of their own,
+# so busy sessions never take the checkpointer's (see _TurnLock).
+TURN_LOCK_POOL_SIZE = 64
 
 
 def new_session_id() -> str:
@@ -60,6 +64,9 @@ class Agent:
                                    check=ConnectionPool.check_connection,  # see TurnLog
                                    kwargs={"autocommit": True, "prepare_threshold": 0,
                                            "row_factory": dict_row})
+        self.turn_locks = ConnectionPool(url, min_size=0, max_size=TURN_LOCK_POOL_SIZE,
+                                         open=True, check=ConnectionPool.check_connection,
+                                         kwargs={"autocommit": True, "prepare_threshold": 0})
         self.checkpointer = PostgresSaver(self.pool)
         with setup_lock(url):  # processes starting together on a new database never race
             self.checkpointer.setup()
@@ -110,7 +117,7 @@ class Agent:
                           new_tool=new_tool or self.context.new_tool)
         turn = {"request": request, "feedback": feedback or {}}
         config = self._config(session_id)
-        with _session_turn(session_id) as turn_lock:
+        with _session_turn(self.turn_locks, session_id) as turn_lock:
             if not turn_lock.acquired:
                 yield {"kind": "event", "step": "enrich", "message": WAITING,
                        "time": round(time.time(), 3)}
@@ -229,39 +236,50 @@ class Agent:
                        load_chat_model(self.context.model), policy)
 
     def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pools."""
+        self.turn_locks.close()
         self.pool.close()
 
 
 class _TurnLock:
-    """A session's turn lock, held on a connection of its own for as long as the turn runs.
+    """A session's turn lock, held on a connection for as long as the turn runs.
 
     Two turns of one session at once (two terminals, the app and `sea ask` through it, an MCP
     client) both started from the same last checkpoint, and the one that ended second wrote
     over the other's messages. A PostgreSQL advisory lock serialises them across processes,
-    and is released by the server when a process dies holding it. Not from the checkpointer's
-    pool: a turn holds it throughout, and the pool's connections serve every session.
+    and the server releases it when a process dies holding it.
     """
 
-    def __init__(self, session_id: str):
-        self.conn = connect(autocommit=True)
+    TRY = "SELECT pg_try_advisory_lock(hashtext('sea-turn'), hashtext(%s))"
+    RELEASE = "SELECT pg_advisory_unlock(hashtext('sea-turn'), hashtext(%s))"
+
+    def __init__(self, conn, session_id: str):
+        self.conn = conn
         self.session_id = session_id
-        self.acquired = self.retry()
+        self.acquired = False
 
     def retry(self) -> bool:
-        row = self.conn.execute("SELECT pg_try_advisory_lock(hashtext('sea-turn'), "
-                                "hashtext(%s))", (self.session_id,)).fetchone()
+        row = self.conn.execute(self.TRY, (self.session_id,)).fetchone()
         self.acquired = bool(row[0])
         return self.acquired
 
+    def release(self) -> None:
+        if self.acquired:
+            try:
+                self.conn.execute(self.RELEASE, (self.session_id,))
+            except psycopg.Error:
+                pass  # a broken connection took its lock with it; the pool drops it
+
 
 @contextmanager
-def _session_turn(session_id: str) -> Iterator[_TurnLock]:
-    lock = _TurnLock(session_id)
-    try:
-        yield lock
-    finally:
-        lock.conn.close()  # the lock goes with its connection
+def _session_turn(pool: ConnectionPool, session_id: str) -> Iterator[_TurnLock]:
+    with pool.connection() as conn:
+        lock = _TurnLock(conn, session_id)
+        try:
+            lock.retry()
+            yield lock
+        finally:
+            lock.release()  # before the connection goes back to the pool
 
 
 def summary(turn: dict) -> dict:

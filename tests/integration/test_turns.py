@@ -188,7 +188,7 @@ def test_a_second_turn_of_a_busy_session_waits_and_both_turns_are_kept(agent):
 
 def test_a_turn_waiting_for_its_session_can_be_stopped_before_it_starts(agent):
     control = RunControl()
-    with _session_turn("busy-2") as held:  # another process's turn of this session
+    with _session_turn(agent.turn_locks, "busy-2") as held:  # another turn of this session
         assert held.acquired
         turn = agent.stream("count the vowels in Encyclopedia Britannica", "busy-2",
                             control=control)
