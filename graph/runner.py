@@ -130,13 +130,14 @@ class Agent:
 
     def _run_turn(self, turn: dict, config: dict, context: Context,
                   control: RunControl | None, session_id: str) -> Iterator[dict]:
+        # Checkpointed once, when the turn ends (a stop included): a step's checkpoint cost a
+        # write per step, and a turn cut off mid-way by a killed process left its question in
+        # the history without a reply.
+        steps = self.graph.stream(turn, config, context=context, control=control,
+                                  durability="exit",
+                                  stream_mode=["custom", "updates", "tasks"])
         try:
-            # Checkpointed once, when the turn ends (a stop included): a step's checkpoint cost
-            # a write per step, and a turn cut off mid-way by a killed process left its
-            # question in the history without a reply.
-            for mode, payload in self.graph.stream(turn, config, context=context,
-                                                   control=control, durability="exit",
-                                                   stream_mode=["custom", "updates", "tasks"]):
+            for mode, payload in steps:
                 if mode == "custom":
                     yield {"kind": "event", **payload}
                 elif mode == "tasks":
@@ -146,12 +147,33 @@ class Agent:
                     for step in payload:
                         yield {"kind": "step", "step": step}
         except GraphDrained as exc:
-            # The next turn must not see a question without a reply in its history.
-            self.graph.update_state(config, {"messages": [AIMessage(STOPPED)],
-                                             "error": str(exc)}, as_node="answer")
+            self._close_unanswered(config, STOPPED, str(exc))
             yield {"kind": "stopped", "state": self.state(session_id)}
             return
+        except BaseException as exc:
+            # Ctrl-C, a caller that stopped reading (GeneratorExit) or a fault no step could
+            # turn into the turn's error: the graph saves the question as it exits, and the
+            # next turn must not read it without a reply. Closed first, so that its exit
+            # save comes before the reply and not over it.
+            steps.close()
+            reply = (STOPPED if isinstance(exc, (GeneratorExit, KeyboardInterrupt))
+                     else f"(This turn failed before it finished: {type(exc).__name__}.)")
+            self._close_unanswered(config, reply, reply)
+            raise
         yield {"kind": "final", "state": self.state(session_id)}
+
+    def _close_unanswered(self, config: dict, reply: str, error: str) -> None:
+        """Give the session's last question, if it has no reply, this one."""
+        try:
+            messages = self.graph.get_state(config).values.get("messages") or []
+            if messages and messages[-1].type == "human":
+                # The question is written again, under its own id (no duplicate): cut off
+                # inside the first step, it is only a pending write of that step, which an
+                # update does not carry over.
+                self.graph.update_state(config, {"messages": [messages[-1], AIMessage(reply)],
+                                                 "error": error}, as_node="answer")
+        except Exception:  # noqa: BLE001 - the database went too: the fault itself is raised
+            pass
 
     def ask(self, request: str, session_id: str | None = None,
             on_event: Callable[[dict], None] | None = None,

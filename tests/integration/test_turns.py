@@ -198,3 +198,38 @@ def test_a_turn_waiting_for_its_session_can_be_stopped_before_it_starts(agent):
         assert next(turn, None) is None
     assert agent.conversation("busy-2") == []  # the graph never saw it
     assert agent.ask("count the vowels in Encyclopedia Britannica", "busy-2")["result"] == 9
+
+
+def test_a_turn_cut_off_by_its_caller_or_a_fault_is_closed_in_the_session(agent,
+                                                                           monkeypatch):
+    from tools_store.library import ToolLibrary
+
+    request = "convert 100 degrees Fahrenheit to Celsius"
+    steps = agent.stream(request, "cut-1")
+    for item in steps:
+        if item["kind"] == "step" and item["step"] == "spec":
+            break
+    steps.close()  # a caller that stops reading: Ctrl-C, a closed page, a gone client
+
+    def broken_display(event: dict) -> None:
+        raise RuntimeError("the display broke")
+
+    with pytest.raises(RuntimeError, match="display broke"):  # inside the first step
+        agent.ask(request, "cut-2", on_event=broken_display)
+
+    def fault(*args, **kwargs):
+        raise ZeroDivisionError("a bug no step turns into the turn's error")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ToolLibrary, "search", fault)
+        with pytest.raises(ZeroDivisionError):
+            agent.ask(request, "cut-3")
+    # Before, each question stayed without a reply, and the next turn read it that way.
+    assert [m["content"] for m in agent.conversation("cut-1")] == [request, STOPPED]
+    assert [m["content"] for m in agent.conversation("cut-2")] == [request, STOPPED]
+    assert [m["content"] for m in agent.conversation("cut-3")] == [
+        request, "(This turn failed before it finished: ZeroDivisionError.)"]
+    turn = agent.ask("count the vowels in Encyclopedia Britannica", "cut-1")
+    assert turn["history"] == [{"role": "user", "content": request},
+                               {"role": "assistant", "content": STOPPED}]
+    assert turn["result"] == 9
