@@ -94,21 +94,41 @@ class ResidentServer:
             line = rfile.readline(MAX_REQUEST_LINE)
             if not line.strip():
                 return  # a probe that only checks someone listens
-            message = json.loads(line)
-            if message.get("settings") != self.key:
-                send({"kind": "refused", "reason": "this agent runs with other settings"})
-                return
-            turn = self.agent.ask(message["request"], message.get("session"),
-                                  on_event=progress,
-                                  files=message.get("files") or None)
-            send({"kind": "final", "turn": summary(turn), "scripted": self.agent.scripted})
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             try:
-                send({"kind": "refused", "reason": f"bad request: {exc}"})
-            except OSError:
-                pass  # the client went away
+                request, session, files = self._accept(line)
+            except ValueError as exc:
+                send({"kind": "refused", "reason": str(exc)})
+                return
+            try:
+                turn = summary(self.agent.ask(request, session, on_event=progress,
+                                              files=files))
+            except Exception as exc:  # noqa: BLE001 - a fault here: reported as the turn's
+                # error, since a client told nothing would run the request a second time.
+                turn = summary({"session_id": session,
+                                "error": f"{type(exc).__name__}: {exc}"})
+            send({"kind": "final", "turn": turn, "scripted": self.agent.scripted})
         except OSError:
             pass  # the client went away before the answer; the session holds it
+
+    def _accept(self, line: bytes) -> tuple[str, str, list[str] | None]:
+        """Return a request line's request, session and files; ValueError says why not."""
+        from .runner import new_session_id
+
+        try:
+            message = json.loads(line)
+        except ValueError as exc:  # not JSON, or not UTF-8
+            raise ValueError(f"bad request: {exc}") from exc
+        if not isinstance(message, dict):
+            raise ValueError("bad request: not a JSON object")
+        if message.get("settings") != self.key:
+            raise ValueError("this agent runs with other settings")
+        request, session, files = (message.get("request"), message.get("session"),
+                                   message.get("files") or None)
+        if not isinstance(request, str) or not isinstance(session, str | None) or not (
+                files is None or isinstance(files, list)
+                and all(isinstance(f, str) for f in files)):
+            raise ValueError("bad request: request, session and files must be text")
+        return request, session or new_session_id(), files
 
     def close(self) -> None:
         """Stop listening and remove the socket."""

@@ -70,14 +70,42 @@ def test_a_second_server_on_the_same_socket_is_refused(resident):
 def test_a_probe_or_a_broken_request_never_breaks_the_server(resident):
     import socket as sockets
 
-    for payload in (b"", b"not json\n", b"[1, 2]\n"):
-        with sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM) as conn:
-            conn.connect(str(socket_path()))
-            conn.sendall(payload)
     agent, _ = resident
     key = settings_key(agent.context.model, agent.context.sandbox_backend,
                        agent.context.library_schema)
+    replies = []
+    for payload in (b"", b"not json\n", b"[1, 2]\n", b"\xff\n",
+                    json.dumps({"request": 5, "settings": key}).encode() + b"\n",
+                    json.dumps({"request": "x", "files": "a.csv", "settings": key}).encode()
+                    + b"\n"):
+        with sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM) as conn:
+            conn.connect(str(socket_path()))
+            conn.sendall(payload)
+            conn.shutdown(sockets.SHUT_WR)
+            replies.append([json.loads(line) for line in conn.makefile()])
+    assert replies[0] == []  # a probe
+    assert all(r[0]["kind"] == "refused" and r[0]["reason"].startswith("bad request")
+               for r in replies[1:]) and all(len(r) == 1 for r in replies[1:])
+    assert "must be text" in replies[-1][0]["reason"]
     assert ask_resident("x", None, {**key, "model": "other"}, []) is None  # other settings
+
+
+def test_a_fault_in_the_resident_turn_is_its_error_not_a_second_run(resident, monkeypatch):
+    from tools_store.library import ToolLibrary
+
+    agent, _ = resident
+    key = settings_key(agent.context.model, agent.context.sandbox_backend,
+                       agent.context.library_schema)
+
+    def fault(*args, **kwargs):
+        raise ZeroDivisionError("a bug in the resident agent")
+
+    monkeypatch.setattr(ToolLibrary, "search", fault)
+    out = ask_resident("convert 100 degrees Fahrenheit to Celsius", "fault-1", key, [])
+    # Before, the client heard nothing and ran the request again in its own process.
+    assert out is not None and out["served_by"] == "resident agent"
+    assert out["error"] == "ZeroDivisionError: a bug in the resident agent"
+    assert out["session_id"] == "fault-1"
 
 
 def test_a_client_that_goes_away_does_not_cut_the_turn_off(resident):
