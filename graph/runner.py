@@ -10,10 +10,8 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 
-import psycopg
 from langchain_core.messages import AIMessage
 from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.errors import GraphDrained
@@ -28,18 +26,14 @@ from nodes.kit.model import is_scripted, resolve_model_name
 from tools_store.db import connect, database_url, setup_lock
 from tools_store.sessions import check_session_id
 
+from . import session_lock
 from .agent import build_graph
 
 SCRIPTED_BANNER = ("Scripted model: every reply is replayed from a recorded script, not "
                    "generated. Configure SEA_MODEL / OPENAI_API_KEY for a real model.")
 STOPPED = "(This turn was stopped before it finished.)"
-WAITING = "Another turn of this session is running; this one starts when it ends."
-TURN_LOCK_POLL = 0.2  # seconds between tries for a busy session's turn lock
 # Connections one Agent may hold for its checkpointer (the library keeps its own).
 CHECKPOINT_POOL_SIZE = 4
-# Connections that hold the session locks of running turns, one each: a pool of their own,
-# so busy sessions never take the checkpointer's (see _TurnLock).
-TURN_LOCK_POOL_SIZE = 64
 
 
 def new_session_id() -> str:
@@ -64,9 +58,7 @@ class Agent:
                                    check=ConnectionPool.check_connection,  # see TurnLog
                                    kwargs={"autocommit": True, "prepare_threshold": 0,
                                            "row_factory": dict_row})
-        self.turn_locks = ConnectionPool(url, min_size=0, max_size=TURN_LOCK_POOL_SIZE,
-                                         open=True, check=ConnectionPool.check_connection,
-                                         kwargs={"autocommit": True, "prepare_threshold": 0})
+        self.turn_locks = session_lock.pool(url)
         self.checkpointer = PostgresSaver(self.pool)
         with setup_lock(url):  # processes starting together on a new database never race
             self.checkpointer.setup()
@@ -117,15 +109,15 @@ class Agent:
                           new_tool=new_tool or self.context.new_tool)
         turn = {"request": request, "feedback": feedback or {}}
         config = self._config(session_id)
-        with _session_turn(self.turn_locks, session_id) as turn_lock:
+        with session_lock.held(self.turn_locks, session_id) as turn_lock:
             if not turn_lock.acquired:
-                yield {"kind": "event", "step": "enrich", "message": WAITING,
+                yield {"kind": "event", "step": "enrich", "message": session_lock.WAITING,
                        "time": round(time.time(), 3)}
                 while not turn_lock.retry():
                     if control is not None and control.drain_requested:
                         yield {"kind": "stopped", "state": {}}  # the graph never saw it
                         return
-                    time.sleep(TURN_LOCK_POLL)
+                    time.sleep(session_lock.POLL_SECONDS)
             yield from self._run_turn(turn, config, context, control, session_id)
 
     def _run_turn(self, turn: dict, config: dict, context: Context,
@@ -261,47 +253,6 @@ class Agent:
         """Close the connection pools."""
         self.turn_locks.close()
         self.pool.close()
-
-
-class _TurnLock:
-    """A session's turn lock, held on a connection for as long as the turn runs.
-
-    Two turns of one session at once (two terminals, the app and `sea ask` through it, an MCP
-    client) both started from the same last checkpoint, and the one that ended second wrote
-    over the other's messages. A PostgreSQL advisory lock serialises them across processes,
-    and the server releases it when a process dies holding it.
-    """
-
-    TRY = "SELECT pg_try_advisory_lock(hashtext('sea-turn'), hashtext(%s))"
-    RELEASE = "SELECT pg_advisory_unlock(hashtext('sea-turn'), hashtext(%s))"
-
-    def __init__(self, conn, session_id: str):
-        self.conn = conn
-        self.session_id = session_id
-        self.acquired = False
-
-    def retry(self) -> bool:
-        row = self.conn.execute(self.TRY, (self.session_id,)).fetchone()
-        self.acquired = bool(row[0])
-        return self.acquired
-
-    def release(self) -> None:
-        if self.acquired:
-            try:
-                self.conn.execute(self.RELEASE, (self.session_id,))
-            except psycopg.Error:
-                pass  # a broken connection took its lock with it; the pool drops it
-
-
-@contextmanager
-def _session_turn(pool: ConnectionPool, session_id: str) -> Iterator[_TurnLock]:
-    with pool.connection() as conn:
-        lock = _TurnLock(conn, session_id)
-        try:
-            lock.retry()
-            yield lock
-        finally:
-            lock.release()  # before the connection goes back to the pool
 
 
 def summary(turn: dict) -> dict:

@@ -11,7 +11,8 @@ import pytest
 from app_scripts import SLOW_REQUEST, write_script
 from langgraph.runtime import RunControl
 
-from graph.runner import STOPPED, WAITING, Agent, _session_turn
+from graph.runner import STOPPED, Agent
+from graph.session_lock import WAITING, held
 from tools_store.library import ToolLibrary
 from tools_store.turns import TurnLog
 
@@ -188,8 +189,8 @@ def test_a_second_turn_of_a_busy_session_waits_and_both_turns_are_kept(agent):
 
 def test_a_turn_waiting_for_its_session_can_be_stopped_before_it_starts(agent):
     control = RunControl()
-    with _session_turn(agent.turn_locks, "busy-2") as held:  # another turn of this session
-        assert held.acquired
+    with held(agent.turn_locks, "busy-2") as lock:  # another turn of this session
+        assert lock.acquired
         turn = agent.stream("count the vowels in Encyclopedia Britannica", "busy-2",
                             control=control)
         assert next(turn)["message"] == WAITING
