@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import signal
 import sys
 import threading
 
@@ -16,6 +17,20 @@ def _agent(args):
     return Agent(model=args.model, sandbox_backend=args.backend,
                  sandbox_pool=args.pool, input_files=args.data or [],
                  new_tool=getattr(args, "new_tool", False))
+
+
+def _interrupted(signum, frame) -> None:
+    # Ctrl-C ends the process: its sandbox runs end first, or the turn would wait for the
+    # running tool or suite, up to its time limit, before the interrupt got through.
+    sandbox = sys.modules.get("sandbox")
+    if sandbox is not None:
+        sandbox.stop_all()
+    raise KeyboardInterrupt
+
+
+def _stop_runs_on_ctrl_c() -> None:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _interrupted)
 
 
 def _warm_up_meanwhile(args) -> None:
@@ -99,6 +114,7 @@ def cmd_ask(args) -> int:
         # Frozen afterwards, they are never walked: left in the youngest generation, the
         # turn's first collections walked them all (about 0.1 s each, measured).
         gc.disable()
+        _stop_runs_on_ctrl_c()
         try:
             _warm_up_meanwhile(args)
             from graph.runner import summary
@@ -124,6 +140,7 @@ def cmd_chat(args) -> int:
     from graph.resident import ResidentServer, enabled
     from graph.runner import SCRIPTED_BANNER, new_session_id, summary
 
+    _stop_runs_on_ctrl_c()
     agent = _agent(args)
     try:
         resident = ResidentServer(agent) if enabled() else None

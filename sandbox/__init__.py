@@ -9,11 +9,11 @@ from __future__ import annotations
 import atexit
 import threading
 
-from .core import Limits, Sandbox, env_int
+from .core import Limits, Sandbox, env_int, stop_all
 from .errors import LimitError, SandboxError, SandboxUnavailable
 
 __all__ = ["Limits", "Sandbox", "SandboxError", "SandboxUnavailable", "close_shared",
-           "make_sandbox", "shared_sandbox"]
+           "make_sandbox", "shared_sandbox", "stop_all"]
 
 BACKENDS = ("docker", "bwrap")
 MAX_POOL = 64  # warm containers one process may keep

@@ -188,6 +188,7 @@ class BwrapBackend:
     def __init__(self, limits: Limits | None = None, rootfs: Path | None = None):
         self.limits = limits or Limits()
         self.rootfs = rootfs or rootfs_dir()
+        self._in_flight: set = set()  # (bubblewrap, cgroup) of each run now (``abort``)
 
     def check(self) -> None:
         """Raise SandboxUnavailable unless bubblewrap, the root filesystem and root exist."""
@@ -312,6 +313,7 @@ class BwrapBackend:
         reader = threading.Thread(target=pump, daemon=True)
         reader.start()
         host_timed_out = False
+        self._in_flight.add((proc, cgroup))
         try:
             try:
                 proc.stdin.write(job)
@@ -329,6 +331,7 @@ class BwrapBackend:
             duration = time.monotonic() - started
             oom = cgroup.oom_killed()
         finally:
+            self._in_flight.discard((proc, cgroup))
             cgroup.remove()
         return RawRun(output=b"".join(chunks).decode("utf-8", "replace"),
                       exit_code=proc.returncode, oom_killed=oom,
@@ -336,6 +339,15 @@ class BwrapBackend:
 
     def head_start(self) -> None:
         """Nothing to start ahead: a run needs no daemon and no container."""
+
+    def abort(self) -> None:
+        """Kill the runs in flight, every process of each run's cgroup included."""
+        for proc, cgroup in list(self._in_flight):
+            try:
+                cgroup.kill_all()
+                proc.kill()
+            except OSError:
+                pass  # it ended meanwhile
 
     def close(self) -> None:
         """Nothing is held between runs."""

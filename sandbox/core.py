@@ -18,6 +18,7 @@ import os
 import re
 import secrets
 import stat
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -557,6 +558,24 @@ class Backend(Protocol):
     def close(self) -> None:
         """Release what the backend holds (pools, daemons' connections)."""
 
+    def abort(self) -> None:
+        """Kill every run in flight now; each returns as if killed from outside."""
+
+
+STOPPING = "this process is stopping, so the sandbox run was ended"
+# Every sandbox of this process, for ``stop_all``: Ctrl-C must not wait for a tool's run.
+_live: weakref.WeakSet[Sandbox] = weakref.WeakSet()
+
+
+def stop_all() -> None:
+    """End every sandbox run of this process now, and refuse new ones (it is stopping).
+
+    A Ctrl-C otherwise waited for the running tool or suite, up to the time limit, and a
+    run killed that way would have been tried again on a fresh container.
+    """
+    for sandbox in list(_live):
+        sandbox.abort()
+
 
 class Sandbox:
     """Verify and call generated code in a backend, never in this process.
@@ -570,6 +589,21 @@ class Sandbox:
 
     def __init__(self, backend: Backend):
         self.backend = backend
+        self.stopping = False
+        _live.add(self)
+
+    def abort(self) -> None:
+        """End the runs in flight and refuse new ones (see ``stop_all``)."""
+        self.stopping = True
+        self.backend.abort()
+
+    def _run(self, job: bytes) -> RawRun:
+        if self.stopping:
+            raise SandboxUnavailable(STOPPING)
+        raw = self.backend.run(job)
+        if self.stopping:  # killed by abort: not a verdict, and not worth a retry
+            raise SandboxUnavailable(STOPPING)
+        return raw
 
     @property
     def limits(self) -> Limits:
@@ -591,7 +625,7 @@ class Sandbox:
             return fault(f"input files: {exc}", "input")
         for _ in range(self.ATTEMPTS):
             try:
-                outcome = judge(self.backend.run(job(inputs)))
+                outcome = judge(self._run(job(inputs)))
             except SandboxFault as exc:
                 outcome = fault(str(exc), "infrastructure")
             if outcome.status != "infrastructure":
@@ -650,7 +684,7 @@ class Sandbox:
         # once more on a fresh container before the fault reaches the caller.
         for attempt in range(self.ATTEMPTS):
             try:
-                return variant_reports(self.backend.run(job), tests, self.limits, len(variants))
+                return variant_reports(self._run(job), tests, self.limits, len(variants))
             except SandboxFault:
                 if attempt == self.ATTEMPTS - 1:
                     raise

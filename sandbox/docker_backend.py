@@ -55,6 +55,7 @@ class DockerBackend:
             self.name = "docker-warm"
         self._head = None  # the future of a container started ahead (``head_start``)
         self._head_lock = threading.Lock()
+        self._in_flight: set = set()  # containers running a job now (``abort`` kills them)
 
     def client(self):
         """Return a connected client, checking the image once per connection."""
@@ -251,6 +252,7 @@ class DockerBackend:
         name = "docker-warm" if ahead else self.name
         started = time.monotonic()
         deadline = started + self.limits.timeout + self.limits.grace
+        self._in_flight.add(container)
         try:
             output = self._exchange(container, job, deadline)
             if output is not None:
@@ -282,9 +284,18 @@ class DockerBackend:
             return RawRun(output=output, exit_code=exit_code, oom_killed=oom,
                           host_timed_out=host_timed_out, duration=duration, backend=name)
         finally:
+            self._in_flight.discard(container)
             # A cold run waits for its removal (runs in a row never pile up containers);
             # one started ahead is removed meanwhile, and ``close`` waits for it.
             self.discard(container, wait=not ahead and self.pool is None)
+
+    def abort(self) -> None:
+        """Kill the containers running a job now; their runs end as killed from outside."""
+        for container in list(self._in_flight):
+            try:
+                container.kill()
+            except Exception:  # noqa: BLE001 - it ended meanwhile, or the daemon is gone
+                pass
 
     def close(self) -> None:
         """Stop the pool and wait until every container this backend made is gone."""

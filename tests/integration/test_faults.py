@@ -762,3 +762,74 @@ def test_pooled_connections_the_server_dropped_are_replaced_not_reported(data_ho
         log.close()
         library.drop()
         library.close()
+
+
+# -- 5. Ctrl-C ----------------------------------------------------------------------------
+
+SLEEPER = "import time\n\n\ndef sleeper(seconds):\n    time.sleep(seconds)\n    return seconds\n"
+
+
+def test_an_aborted_sandbox_ends_the_run_in_flight_and_runs_nothing_more(any_sandbox):
+    from sandbox import make_sandbox
+    from sandbox.core import STOPPING
+
+    # One of its own, on the fixture's backend: an aborted sandbox refuses runs for good.
+    sandbox = make_sandbox("docker" if "docker" in any_sandbox.backend.name else "bwrap")
+    runs = []
+    real_run = sandbox.backend.run
+    sandbox.backend.run = lambda job: runs.append(job) or real_run(job)
+    outcome = {}
+    caller = threading.Thread(target=lambda: outcome.update(
+        call=sandbox.call(SLEEPER, "sleeper", {"seconds": 20})))
+    caller.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not sandbox.backend._in_flight and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)  # the tool is asleep inside its run
+        sandbox.abort()
+        caller.join(60)
+        call = outcome["call"]
+        # Not a verdict on the tool (before: a 20 s wait, then a success), and not tried
+        # again on a fresh container as a fault would be.
+        assert (call.status, call.error) == ("unavailable", STOPPING) and len(runs) == 1
+        assert sandbox.verify(SLEEPER, "def test_x():\n    pass\n").status == "unavailable"
+        assert len(runs) == 1
+    finally:
+        sandbox.close()
+
+
+def test_ctrl_c_in_sea_ask_ends_the_running_tool_and_closes_the_turn(docker_sandbox, tmp_path):
+    from app_scripts import SLOW_REQUEST, write_script
+    from conftest import sandbox_containers
+
+    from graph.runner import STOPPED
+
+    schema = f"ctrl_c_{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "SEA_MODEL": f"scripted:{write_script(tmp_path / 'script.json')}",
+           "SEA_LIBRARY_SCHEMA": schema}
+    ask = subprocess.Popen([sys.executable, "-m", "cli", "ask", SLOW_REQUEST, "--session",
+                            "ctrl-c-1"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+    try:
+        for line in ask.stdout:
+            if "[execute] calling slow_echo" in line:
+                break
+        time.sleep(2.0)  # the tool sleeps for 15 s in its container
+        ask.send_signal(signal.SIGINT)
+        assert ask.wait(120) == 130
+    finally:
+        if ask.poll() is None:
+            ask.kill()
+    assert sandbox_containers(ask.pid) == []
+    agent = Agent(sandbox_pool=0, library_schema=schema)
+    try:
+        assert [m["content"] for m in agent.conversation("ctrl-c-1")] == [SLOW_REQUEST,
+                                                                          STOPPED]
+        # Before, the tool ran its 15 s to the end first, and that run was logged a success.
+        assert agent.library.executions("slow_echo") == []
+        assert agent.library.get("slow_echo").status == "verified"
+    finally:
+        services.library(schema).drop()
+        services.forget_library(schema)
+        agent.close()
