@@ -22,6 +22,7 @@ from langgraph.runtime import Runtime
 
 from sandbox import SandboxError
 from sandbox.reports import NOT_A_VERDICT, CallResult, no_verdict_message
+from tools_store.text import storable
 
 from .kit.checks import same_output, tests_hash
 from .kit.context import Context
@@ -43,7 +44,7 @@ def changes(past: list[dict], calls: list[CallResult]) -> list[str]:
         if not result.ok:
             found.append(f"{shown} gave {json.dumps(item['output'])[:100]} and now fails "
                          f"({result.describe_error()[:200]})")
-        elif not same_output(result.result, item["output"]):
+        elif not same_output(storable(result.result), item["output"]):  # logged escaped
             found.append(f"{shown} gave {json.dumps(item['output'])[:100]} and now gives "
                          f"{json.dumps(result.result)[:100]}")
     return found

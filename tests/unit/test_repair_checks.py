@@ -61,3 +61,13 @@ def test_replayed_outputs_compare_as_json_values():
     assert same_output(0.1 + 0.2, 0.3) and same_output({"a": [1, 2.0]}, {"a": [1, 2]})
     assert not same_output(True, 1) and not same_output([1, 2], [1, 2, 3])
     assert not same_output({"a": 1}, {"b": 1}) and not same_output("2", 2)
+
+
+def test_a_replayed_result_is_compared_as_the_log_holds_it():
+    from nodes.gate import changes
+    from sandbox.reports import CallResult
+
+    # The log holds a NUL escaped (PostgreSQL cannot store one); the replay gives it raw.
+    past = [{"inputs": {"text": "cat dog"}, "output": "cat\\x00dog"}]
+    assert changes(past, [CallResult(ok=True, status="ok", result="cat\x00dog")]) == []
+    assert changes(past, [CallResult(ok=True, status="ok", result="cat dog")]) != []
