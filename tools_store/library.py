@@ -261,13 +261,24 @@ class ToolLibrary:
     # -- changing the current version -------------------------------------------------------
 
     def rollback(self, name: str, version: int, reason: str = "by hand",
-                 kind: str = "rollback") -> ToolRecord:
-        """Make an earlier (or any) version the current one, recording why."""
+                 kind: str = "rollback", only_from: int | None = None) -> ToolRecord | None:
+        """Make an earlier (or any) version the current one, recording why.
+
+        ``only_from``: roll back only while that version is still the current one of a tool
+        in use, else do nothing and return None. An automatic rollback is decided before it
+        runs, and meanwhile the tool may have been retired (which a rollback by hand undoes
+        on purpose) or repaired.
+        """
         record = self.get(name, version)
-        previous = self.get(name).version
         docs = self._index_docs(record.spec)
         vectors = self.index.embed([t for _, t in docs])
         with self.connect() as conn, conn.transaction():
+            now = conn.execute("SELECT current_version, status FROM tools WHERE name = %s "
+                               "FOR UPDATE", (name,)).fetchone()
+            if only_from is not None and (now["current_version"] != only_from
+                                          or now["status"] == "retired"):
+                return None
+            previous = now["current_version"]
             records.make_current(conn, name, version, record.status)
             self.index.write(conn, name, version, docs, vectors)
             self._notify_changed(conn)
@@ -303,16 +314,18 @@ class ToolLibrary:
             regression = self._regression(conn, name, version, window)
         if regression is None:
             return None
-        self.rollback(name, regression["to_version"], regression["reason"], "auto_rollback")
-        return regression
+        done = self.rollback(name, regression["to_version"], regression["reason"],
+                             "auto_rollback", only_from=version)
+        return regression if done else None
 
     def _regression(self, conn: psycopg.Connection, name: str, version: int,
                     window: int) -> dict | None:
         """Tell whether the current ``version`` just completed a worse first window."""
-        row = conn.execute("SELECT t.current_version, v.parent FROM tools t JOIN tool_versions "
-                           "v ON v.name = t.name AND v.version = %s WHERE t.name = %s",
-                           (version, name)).fetchone()
-        if not row or row["current_version"] != version or row["parent"] is None:
+        row = conn.execute("SELECT t.current_version, t.status, v.parent FROM tools t JOIN "
+                           "tool_versions v ON v.name = t.name AND v.version = %s "
+                           "WHERE t.name = %s", (version, name)).fetchone()
+        if not row or row["current_version"] != version or row["parent"] is None \
+                or row["status"] == "retired":  # a retired tool stays retired
             return None
         first = records.first_uses(conn, name, version, window)
         if first["uses"] != window or window <= 0:

@@ -122,6 +122,24 @@ def test_remove_hides_the_tool(library):
     assert again.version == 2
 
 
+def test_a_retired_tool_is_never_rolled_back_into_use(library):
+    name = "kilometers_to_miles"
+    library.register(km_spec(), CODE, TESTS)
+    library.record_execution(name, 1, {"km": 10}, 6.21, True)
+    library.register(km_spec(), CODE.replace("km *", "km /"), TESTS, new_version=True)
+    window = int(library.policy()["rollback_window"])
+    for _ in range(window - 1):
+        library.record_execution(name, 2, {"km": 10}, 16.1, False, "wrong")
+    # Retired while its last call of the window ran: that call's failure completes a window
+    # worse than v1's, and before, the automatic rollback put the tool back in use.
+    library.remove(name)
+    assert library.record_execution(name, 2, {"km": 10}, 16.1, False, "wrong") is None
+    assert library.rollback(name, 1, "decided earlier", "auto_rollback", only_from=2) is None
+    assert library.list_tools() == [] and library.search("10 km in miles").candidates == []
+    assert [e["kind"] for e in library.events(name)] == ["retire"]
+    assert library.rollback(name, 1).status == "verified"  # by hand, on purpose: restored
+
+
 def test_ranking_weights_come_from_the_policy(library):
     a = ToolSpec(name="word_count", description="Count the number of words in a text.")
     b = ToolSpec(name="count_words_fast", description="Count how many words a text has.")
