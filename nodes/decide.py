@@ -125,10 +125,11 @@ def choose_workflow(candidates: list[dict], request: str, policy: dict
                     ) -> tuple[dict | None, str]:
     """Choose a recorded workflow to run without planning, or None (with why not).
 
-    The evidence rules of tool discovery: only the nearest workflow, at or above the
-    policy's threshold, with enough successful runs, a good success rate, and no near miss:
-    no conflict between its request (and its tools' directions) and this one, and the
-    request nearer the whole sequence than any one of its steps.
+    The evidence rules of tool discovery: only the nearest workflow, still running the
+    library's current versions of its tools, at or above the policy's threshold, with enough
+    successful runs, a good success rate, and no near miss: no conflict between its request
+    (and its tools' directions) and this one, and the request nearer the whole sequence than
+    any one of its steps.
     """
     top = candidates[0] if candidates else None
     if top is None:
@@ -137,6 +138,8 @@ def choose_workflow(candidates: list[dict], request: str, policy: dict
     label = f"workflow {top['id']} (similarity {top['similarity']:.2f})"
     if top["similarity"] < threshold:
         return None, f"{label} is below {threshold:.2f}"
+    if top["out_of_date"]:
+        return None, f"{label} is out of date: {top['out_of_date']}"
     if top["step_similarity"] >= top["similarity"]:
         return None, (f"{label}: the request is nearer one of its steps "
                       f"({top['step_similarity']:.2f}) than the whole sequence")

@@ -29,6 +29,25 @@ def _workflow(row: dict) -> dict:
     return item
 
 
+def _out_of_date(workflow: dict, tools: dict[str, dict]) -> str:
+    """Say why a workflow no longer runs as recorded ("" when it does).
+
+    It pins its tools' versions: once one is retired, or repaired (the pinned version may be
+    the one a user marked wrong), the recorded sequence is not what the library offers now.
+    A promoted workflow runs its composite, which pins its components itself (re-verified
+    with new ones only on promotion): only the composite counts then.
+    """
+    pinned = ([(workflow["composite"], workflow["composite_version"])] if workflow["composite"]
+              else [(s["tool"], s["version"]) for s in workflow["steps"]])
+    for name, version in pinned:
+        tool = tools.get(name)
+        if tool is None or tool["status"] == "retired":
+            return f"{name} is retired"
+        if tool["current_version"] != version:
+            return f"it runs {name} v{version}, and v{tool['current_version']} is current"
+    return ""
+
+
 class WorkflowStore:
     """Record, find and count workflows of one library schema."""
 
@@ -90,8 +109,9 @@ class WorkflowStore:
     def candidates(self, query: str, k: int = 3) -> list[dict]:
         """Return the workflows whose requests are nearest ``query``, best first.
 
-        Each has ``similarity`` (its nearest request), ``matched_text`` and
-        ``step_similarity`` (its nearest single step's request).
+        Each has ``similarity`` (its nearest request), ``matched_text``,
+        ``step_similarity`` (its nearest single step's request) and ``out_of_date`` (why its
+        pinned tools are no longer the library's, or "").
         """
         reader = self._reader()
         if not reader.execute("SELECT 1 FROM workflow_texts WHERE model = %s LIMIT 1",
@@ -111,7 +131,15 @@ class WorkflowStore:
             "FROM best JOIN workflow_patterns w ON w.id = best.workflow_id "
             "LEFT JOIN steps ON steps.workflow_id = best.workflow_id "
             "ORDER BY best.similarity DESC LIMIT %s", (vector, self.model_id, k)).fetchall()
-        return [_workflow(r) for r in rows]
+        found = [_workflow(r) for r in rows]
+        names = {s["tool"] for w in found for s in w["steps"]} | {
+            w["composite"] for w in found if w["composite"]}
+        tools = {t["name"]: t for t in reader.execute(
+            "SELECT name, current_version, status FROM tools WHERE name = ANY(%s)",
+            (sorted(names),)).fetchall()}
+        for item in found:
+            item["out_of_date"] = _out_of_date(item, tools)
+        return found
 
     def get(self, workflow_id: int) -> dict:
         """Return one workflow."""

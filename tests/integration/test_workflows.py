@@ -355,6 +355,25 @@ def test_the_third_run_reuses_the_workflow_and_promotion_replays_the_recorded_ru
     assert again["result"] == ABOVE_10  # still the pinned filter_rows v1
 
 
+def test_a_workflow_whose_tools_changed_is_planned_again(agent, data):
+    library = agent.library
+    for session in ("o1", "o2"):
+        assert agent.ask(REQUEST, session, files=[data["products.csv"]])["result"] == ABOVE_10
+    [learned] = library.workflows.list()
+    # filter_rows is repaired: the workflow's pinned v1 may be the answer a user marked wrong.
+    library.register(ToolSpec.model_validate(FILTER_SPEC), FILTER_CODE, FILTER_TESTS,
+                     reason="repair", new_version=True)
+    third = agent.ask(REQUEST, "o3", files=[data["products.csv"]])
+    assert "plan" in third["usage"] and third["result"] == ABOVE_10  # planned, not replayed
+    assert f"workflow {learned['id']}" in next(
+        e["message"] for e in third["events"] if "out of date" in e["message"])
+    assert [r["tool"]["version"] for r in third["step_results"]] == [1, 2]
+    # Before, a retired tool went on serving through the workflow that pinned it.
+    library.remove("product_margins")
+    [candidate] = [c for c in library.workflows.candidates(REQUEST) if c["id"] == learned["id"]]
+    assert candidate["out_of_date"] == "product_margins is retired"
+
+
 def test_bad_plans_end_in_clear_answers_and_lose_no_data(agent, data, tmp_path):
     first = agent.ask(REQUEST, "bad", files=[data["products.csv"]])
     assert not first["error"]

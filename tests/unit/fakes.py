@@ -117,6 +117,7 @@ class FakeWorkflows:
 
     def candidates(self, query: str, k: int = 3) -> list[dict]:
         return [{**self.get(i), "similarity": self.similarity, "step_similarity": 0.0,
+                 "out_of_date": "",
                  "matched_text": self.rows[i]["request"]} for i in self.rows][:k]
 
     def runs(self, workflow_id, limit=20, successful=None) -> list[dict]:
