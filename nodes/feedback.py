@@ -27,6 +27,14 @@ def feedback(state: dict, runtime: Runtime[Context]) -> dict:
     note = state["failure"].get("note", "")
     lib.mark_wrong(last["id"], note)
     record = lib.get(last["name"], last["version"])
+    current = lib.get(last["name"])
+    if current.status == "retired" or current.version != record.version:
+        # Repairing the older version would replace the newer one (and drop its tests).
+        now = ("it has been retired since" if current.status == "retired" else
+               f"v{current.version} is current now; ask again to see its answer, and mark "
+               "that one if it is wrong too")
+        raise StepError(f"that answer came from {record.name} v{record.version}, and {now}. "
+                        "The answer is kept as wrong")
     gave = (json.dumps(last["output"])[:300] if last["success"]
             else f"an error ({last['error'][:300]})")
     message = (f"{record.name} v{record.version} answered {gave} for "

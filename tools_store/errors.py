@@ -13,6 +13,10 @@ class ToolExists(LibraryError):
     """A tool of that name exists and the registration was not meant as a new version."""
 
 
+class ToolChanged(LibraryError):
+    """A repair's version is no longer the current one (repaired, rolled back or retired)."""
+
+
 class ToolNotFound(LibraryError):
     """No tool (or version) of that name."""
 

@@ -14,7 +14,7 @@ import hashlib
 import psycopg
 from psycopg.types.json import Jsonb
 
-from .errors import ToolExists, ToolNotFound
+from .errors import ToolChanged, ToolExists, ToolNotFound
 from .models import ToolRecord, ToolSpec
 from .text import storable, unstorable
 
@@ -61,6 +61,16 @@ def insert_version(conn: psycopg.Connection, spec: ToolSpec, code: str, tests: s
     if row and row["status"] != "retired" and not new_version:
         raise ToolExists(f"a tool named {spec.name!r} exists (v{row['current_version']}); a new "
                          "version must be registered as a repair or an explicit update")
+    repaired = (origin or {}).get("from_version") if (origin or {}).get("kind") == "repair" \
+        else None
+    if repaired is not None and (row is None or row["status"] == "retired"
+                                 or row["current_version"] != repaired):
+        # Made current, a repair of a version that is no longer current would replace the
+        # newer one and drop the tests it added (two repairs at once: the last one won).
+        now = "retired" if row is None or row["status"] == "retired" \
+            else f"v{row['current_version']} is current"
+        raise ToolChanged(f"{spec.name} changed while v{repaired} was being repaired ({now}); "
+                          "the repair was not registered")
     version = 1 + conn.execute(
         "SELECT coalesce(max(version), 0) AS v FROM tool_versions WHERE name = %s",
         (spec.name,)).fetchone()["v"]

@@ -197,6 +197,46 @@ def test_an_experimental_tool_is_repaired_into_a_verified_one(make_agent, tmp_pa
     assert "limit" in v2.origin["proof"]  # proven on v1 by the time limit it runs under
 
 
+ROUND_B = "round -2.5 to the nearest whole number"
+ROUND_AWAY = ("import math\n\n\ndef round_to_nearest(x: float) -> int:\n"
+              "    \"\"\"Round x to the nearest whole number.\"\"\"\n"
+              "    return -math.floor(-x + 0.5) if x < 0 else round(x)\n")
+
+
+def test_a_wrong_answer_of_a_version_no_longer_current_never_replaces_the_current(
+        make_agent, tmp_path):
+    from tools_store.errors import ToolChanged
+
+    agent = make_agent(demo_with(tmp_path, [
+        plan(ROUND_B),
+        {"step": "args", "match": r"(?i)^round -2\.5", "reply": {"arguments": {"x": -2.5}}},
+        {"step": "judge", "match": r"(?i)^round",
+         "reply": {"serves": True, "tool": "round_to_nearest", "reason": "same"}},
+        {"step": "repair", "request": ROUND_B, "reply": {
+            "regression_test": "from tool import round_to_nearest\n\n\n"
+                               "def test_negative_half_rounds_away():\n"
+                               "    assert round_to_nearest(-2.5) == -3\n",
+            "code": ROUND_AWAY, "notes": "negative halves round away from zero"}}]))
+    library = library_of(agent)
+    agent.ask("round 2.5 to the nearest whole number", "a")
+    assert agent.ask(ROUND_B, "b")["result"] == -2  # v1 answers both sessions
+    agent.start_repair("a", "halves round up")
+    v2 = library.get("round_to_nearest")
+    assert v2.version == 2
+    # Before, this repaired v1 into a v3 that was made current without v2's tests, and
+    # "round 2.5" answered what the user had marked wrong again.
+    late = agent.start_repair("b", "-2.5 should be -3")
+    assert "came from round_to_nearest v1, and v2 is current now" in late["error"]
+    assert [v.version for v in library.versions("round_to_nearest")] == [1, 2]
+    assert library.get("round_to_nearest").version == 2
+    assert library.last_execution("b")["marked_wrong"]  # the verdict is kept
+    # Two repairs at once: the one registered second started from a version no longer current.
+    with pytest.raises(ToolChanged, match="v2 is current"):
+        library.register(v2.spec, ROUND_AWAY, v2.tests, new_version=True,
+                         origin={"kind": "repair", "from_version": 1})
+    assert [v.version for v in library.versions("round_to_nearest")] == [1, 2]
+
+
 def test_rollback_makes_the_next_call_run_the_earlier_code(make_agent, sea):
     agent = make_agent()
     agent.ask("sum the digits of 1234")
