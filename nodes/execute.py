@@ -158,7 +158,8 @@ def execute(state: dict, runtime: Runtime[Context]) -> dict:
         if found:
             lib.record_execution(record.name, record.version, arguments, result, True,
                                  session_id=runtime.context.session_id,
-                                 request=state["standalone_request"], cached=True)
+                                 request=state["standalone_request"], cached=True,
+                                 code_hash=record.code_hash)
             event("execute", f"result (from the cache): {json.dumps(result)[:300]}", ok=True,
                   cached=True, result=result)
             return {**update, "result": result, "served": True, "cached": True,

@@ -303,9 +303,10 @@ class ToolLibrary:
         """Log one execution, update the tool's counters, roll back a regressing version.
 
         ``source`` says who called: ``agent`` (the graph), ``mcp``, ``langchain``;
-        ``code_hash`` is the hash of the code that ran. When this use is the policy's
-        ``rollback_window``-th of a version that does worse over them than its predecessor
-        did, the predecessor is made current again; the rollback event is returned.
+        ``code_hash`` is the hash of the code that ran (the version's own when not given).
+        When this use is the policy's ``rollback_window``-th of a version that does worse
+        over them than its predecessor did, the predecessor is made current again; the
+        rollback event is returned.
         """
         window = int(self.policy()["rollback_window"])
         with self.connect() as conn, conn.transaction():

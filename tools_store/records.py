@@ -169,16 +169,18 @@ def add_execution(conn: psycopg.Connection, name: str, version: int, inputs: dic
     """Log one execution and count it on the tool.
 
     ``source``: agent, mcp or langchain; ``cached``: served from the cache; ``ran_hash``:
-    the hash of the code that ran. Text PostgreSQL cannot store is escaped, so the
-    execution is still logged.
+    the hash of the code that ran, the version's own when not given (a version's code never
+    changes), so no execution is logged without one. Text PostgreSQL cannot store is
+    escaped, so the execution is still logged.
     """
     conn.execute(
         "INSERT INTO tool_executions (name, version, inputs, output, success, error, duration, "
         "session_id, request, source, cached, code_hash) VALUES (%s, %s, %s, %s, %s, %s, %s, "
-        "%s, %s, %s, %s, %s)",
+        "%s, %s, %s, %s, coalesce(nullif(%s, ''), (SELECT code_hash FROM tool_versions "
+        "WHERE name = %s AND version = %s), ''))",
         (name, version, Jsonb(storable(inputs)), Jsonb(storable(output)), success,
          storable(error[:4000]), duration, storable(session_id), storable(request[:2000]),
-         source, cached, ran_hash))
+         source, cached, ran_hash, name, version))
     conn.execute("UPDATE tools SET uses = uses + 1, successes = successes + %s WHERE name = %s",
                  (int(success), name))
 

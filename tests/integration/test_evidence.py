@@ -177,6 +177,9 @@ def test_a_deterministic_tool_is_served_from_the_cache_until_a_new_version(make_
     library = library_of(agent)
     assert [e["cached"] for e in library.executions("stamp_number")] == [True, False]
     record = library.get("stamp_number")
+    # The cached run is logged with the code it came from, as every run is.
+    assert [e["code_hash"] for e in library.executions("stamp_number")] == [
+        record.code_hash] * 2
     library.register(record.spec, STAMP.format(offset=100), record.tests,
                      reason="update: offset", new_version=True)
     third = agent.ask("stamp the number 5")

@@ -89,6 +89,7 @@ def test_a_langgraph_agent_binds_the_library_and_calls_a_tool_in_the_sandbox(
     (run,) = library.executions("word_count")
     assert (run["source"], run["inputs"], run["output"]) == ("langchain", {"text": "a b c d"},
                                                              [4, uid])
+    assert run["code_hash"] == library.get("word_count").code_hash
 
 
 def test_a_failing_call_is_a_tool_error_not_a_crash(library, docker_sandbox):

@@ -304,6 +304,12 @@ def test_execution_source_migration_keeps_old_rows_as_the_agents(library):
     assert [r["source"] for r in library.executions("kilometers_to_miles")] == ["mcp", "agent"]
 
 
+def test_an_execution_logged_without_a_code_hash_gets_its_versions(library):
+    record = library.register(km_spec(), CODE, TESTS)
+    library.record_execution("kilometers_to_miles", 1, {"km": 1}, 0.62, True)
+    assert library.executions("kilometers_to_miles")[0]["code_hash"] == record.code_hash
+
+
 def test_changes_to_the_current_tools_are_notified(library):
     import psycopg
     from psycopg import sql
