@@ -198,6 +198,23 @@ def pool_size(value: str) -> int:
             f"a whole number from 0 to {MAX_POOL}, not {value!r}") from None
 
 
+def whole_number(low: int, high: int | None = None):
+    """Return an argparse type for whole numbers from ``low`` (to ``high``), refused at once."""
+    import argparse
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            number = low - 1
+        if number < low or (high is not None and number > high):
+            span = f"from {low} to {high}" if high is not None else f"of at least {low}"
+            raise argparse.ArgumentTypeError(f"a whole number {span}, not {value!r}")
+        return number
+
+    return parse
+
+
 def common_options(p) -> None:
     """Add the options every command that runs the agent takes."""
     p.add_argument("--model", help="model name, or scripted:FILE (default: SEA_MODEL)")

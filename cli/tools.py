@@ -5,7 +5,10 @@ from __future__ import annotations
 from sandbox.reports import mutation_line
 from tools_store.library import ToolLibrary
 
+from .ask import whole_number
 from .output import emit, subcommand_adder
+
+MAX_K = 1000  # tools a search may show
 
 
 def _summary(record) -> dict:
@@ -158,7 +161,8 @@ def add_parsers(sub) -> None:
     add("list", cmd_list, "list tools", ("--all", {"action": "store_true"}))
     add("show", cmd_show, "show a tool", ("name", {}), ("--version", {"type": int}))
     add("search", cmd_search, "search by meaning", ("query", {}),
-        ("-k", {"type": int, "default": 5}))
+        # 0 or less would offer no tool; a huge k overflows the index's query.
+        ("-k", {"type": whole_number(1, MAX_K), "default": 5}))
     add("history", cmd_history, "versions, rollbacks and executions", ("name", {}))
     add("rollback", cmd_rollback, "make a version current", ("name", {}),
         ("version", {"type": int}), ("--reason", {"default": "by hand"}))

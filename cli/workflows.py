@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tools_store.library import ToolLibrary
 
+from .ask import whole_number
 from .output import emit
 
 
@@ -73,7 +74,7 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=cmd_list)
     p = wsub.add_parser("show", help="one workflow: steps, data flow, runs, promotion")
     p.add_argument("id", type=int)
-    p.add_argument("--runs", type=int, default=10, help="recent runs to show")
+    p.add_argument("--runs", type=whole_number(0), default=10, help="recent runs to show")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_show)
     p = wsub.add_parser("promote", help="promote to a composite tool (or re-verify one)")

@@ -34,7 +34,7 @@ from .migrations import migrate
 from .mirror import FileMirror
 from .models import Candidate, Evidence, SearchResult, ToolRecord, ToolSpec, check_tool_name
 from .sessions import SessionData, check_session_id
-from .text import unstorable
+from .text import check_storable, unstorable
 from .workflows import WorkflowStore
 
 code_hash = records.code_hash
@@ -269,6 +269,7 @@ class ToolLibrary:
         runs, and meanwhile the tool may have been retired (which a rollback by hand undoes
         on purpose) or repaired.
         """
+        check_storable("reason", reason)
         record = self.get(name, version)
         docs = self._index_docs(record.spec)
         vectors = self.index.embed([t for _, t in docs])
@@ -287,6 +288,7 @@ class ToolLibrary:
 
     def remove(self, name: str, reason: str = "by hand") -> None:
         """Retire a tool: it keeps its history but is no longer found or listed."""
+        check_storable("reason", reason)
         current = self.get(name).version
         with self.connect() as conn, conn.transaction():
             records.retire(conn, name)

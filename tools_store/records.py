@@ -136,6 +136,8 @@ def current_versions(conn: psycopg.Connection, include_retired: bool = False
 
 def all_versions(conn: psycopg.Connection, name: str | None = None) -> list[ToolRecord]:
     """Return every version of one tool (or of all), oldest first."""
+    if name is not None and unstorable(name):  # names nothing, and PostgreSQL refuses it
+        return []
     rows = conn.execute(_VERSION_ROWS + "WHERE %s::text IS NULL OR v.name = %s "
                         "ORDER BY v.name, v.version", (name, name)).fetchall()
     return [record_of(r) for r in rows]
