@@ -6,7 +6,7 @@ from langgraph.runtime import Runtime
 
 from sandbox import SandboxError, SandboxUnavailable
 from sandbox.mutation import gate
-from sandbox.reports import NOT_A_VERDICT, MutationReport, no_verdict_message
+from sandbox.reports import NOT_A_VERDICT, no_verdict_message
 
 from .kit.checks import tests_hash
 from .kit.context import Context
@@ -50,8 +50,9 @@ def measure(box, implementation: str, tests: str, report, files, limit: int,
             step: str) -> dict:
     """Run a passing suite against the implementation's mutants; return the MutationReport.
 
-    A gate that could not measure says so and gates nothing (an empty score); a sandbox that
-    cannot run at all ends the turn, as in verification.
+    A gate the sandbox could not run (a fault even after the sandbox's own retry) ends the
+    turn and nothing is registered: unmeasured, the suite would pass as strong enough, and a
+    tool's lasting status must never come from a fault.
     """
     try:
         mutation = gate(box, implementation, tests, report, files, limit, starting=lambda count:
@@ -60,8 +61,9 @@ def measure(box, implementation: str, tests: str, report, files, limit: int,
     except SandboxUnavailable:
         raise
     except SandboxError as exc:
-        event(step, f"mutation gate: not measured ({exc})", level="warning")
-        return MutationReport(error=str(exc)).model_dump()
+        raise SandboxError(f"the sandbox failed while the mutation gate measured the suite "
+                           f"({exc}); nothing is registered on an unmeasured suite, try "
+                           "again") from exc
     event(step, mutation.summary(), score=mutation.score,
           survivors=[m.description for m in mutation.survivors()])
     return mutation.model_dump()
