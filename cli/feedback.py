@@ -20,6 +20,7 @@ def cmd_feedback(args) -> int:
     serves = args.right is not None
     agent = _agent(args)
     try:
+        seen = agent.library.last_execution(args.session)  # the answer being judged
         item = agent.library.feedback(args.session, serves=serves,
                                       note=(args.right if serves else args.wrong) or "")
         verdict = "serves" if item.serves else "does not serve"
@@ -33,7 +34,8 @@ def cmd_feedback(args) -> int:
             print(line)
         on_event = None if args.json else (
             lambda e: print(f"  [{e['step']}] {e['message']}", file=sys.stderr))
-        result = summary(agent.start_repair(args.session, args.wrong or "", on_event=on_event))
+        result = summary(agent.start_repair(args.session, args.wrong or "", on_event=on_event,
+                                            execution=seen["id"] if seen else None))
         if args.json:
             emit({**result, "evidence": recorded, "scripted_model": agent.scripted}, True)
         else:

@@ -188,10 +188,15 @@ class Agent:
         return {**final, "route": route, "events": events, "session_id": session_id}
 
     def start_repair(self, session_id: str, note: str = "",
-                     on_event: Callable[[dict], None] | None = None) -> dict:
-        """Mark the session's last answer wrong and repair the tool that gave it (a turn)."""
+                     on_event: Callable[[dict], None] | None = None,
+                     execution: int | None = None) -> dict:
+        """Mark the session's last answer wrong and repair the tool that gave it (a turn).
+
+        ``execution``: the id of the run whose answer the user saw; when another has
+        followed it by the time the turn runs, nothing is marked or repaired.
+        """
         return self.ask(wrong_answer_request(note), session_id, on_event,
-                        feedback={"note": note})
+                        feedback={"note": note, "execution": execution})
 
     def stream_repair(self, session_id: str, note: str = "") -> Iterator[dict]:
         """Stream the turn of ``start_repair`` (for pages that show its progress)."""

@@ -117,11 +117,15 @@ def enrich(state: dict, runtime: Runtime[Context]) -> dict:
         memory["min_similarity"]) if older else []
     event("enrich", f"{len(window)} earlier messages in context, {len(older)} older turns "
           f"remembered, {len(items)} session data items")
-    # The user's verdict on the last answer ({"note": ...}) is this turn's failure to repair;
-    # the tool that gave that answer is the one the last turn used.
+    # The user's verdict on the last answer ({"note": ..., "execution": the id of the run the
+    # user saw, when known}) is this turn's failure to repair; the tool that gave that answer
+    # is the one the last turn used.
     verdict = state.get("feedback") or {}
+    seen = verdict.get("execution")
     failure = ({"kind": "marked_wrong", "note": str(verdict.get("note") or "")[:2000],
-                "tool": (state.get("tool") or {}).get("name", "")} if verdict else {})
+                "tool": (state.get("tool") or {}).get("name", ""),
+                "seen": seen if isinstance(seen, int) and not isinstance(seen, bool) else None}
+               if verdict else {})
     return {**PER_TURN, "request": request, "history": window, "policy": policy,
             "messages": [HumanMessage(request)], "usage": Overwrite({}),
             "attempts": Overwrite(0), "warnings": Overwrite([]), "repairs": Overwrite(0),

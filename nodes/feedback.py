@@ -24,6 +24,13 @@ def feedback(state: dict, runtime: Runtime[Context]) -> dict:
     if last is None or last["name"] != state["failure"].get("tool"):
         raise StepError("the last answer did not come from a tool, so there is nothing to "
                         "repair")
+    seen = state["failure"].get("seen")
+    if seen is not None and seen != last["id"]:
+        # A second thumbs-down on the same answer (a double click, a second tab) ran after
+        # the first one's repair: the last answer now is the repaired version's.
+        raise StepError("that answer has been followed by another since (the repair of an "
+                        "earlier thumbs-down, most likely); mark the newest answer if it is "
+                        "wrong too")
     note = state["failure"].get("note", "")
     lib.mark_wrong(last["id"], note)
     record = lib.get(last["name"], last["version"])

@@ -183,7 +183,13 @@ def mark_wrong(session: str, turn: int, note_key: str) -> None:
     """Queue the turn a thumbs-down asks for (the thumbs-up does nothing)."""
     if st.session_state.get(f"verdict-{session}-{turn}") == 0:
         note = st.session_state.get(note_key) or ""
-        queue(session, wrong_answer_request(note), feedback={"note": note})
+        # The answer shown is the session's last run now; a second click (or tab) must not
+        # mark the answer of the repair the first one queued.
+        try:
+            seen = (backend.agent().library.last_execution(session) or {}).get("id")
+        except LibraryError:  # the database is down: the repair turn says so itself
+            seen = None
+        queue(session, wrong_answer_request(note), feedback={"note": note, "execution": seen})
 
 
 def render_run(run: Run) -> None:

@@ -237,6 +237,21 @@ def test_a_wrong_answer_of_a_version_no_longer_current_never_replaces_the_curren
     assert [v.version for v in library.versions("round_to_nearest")] == [1, 2]
 
 
+def test_a_second_thumbs_down_on_the_same_answer_marks_nothing_more(make_agent):
+    agent = make_agent()
+    library = library_of(agent)
+    assert agent.ask("round 2.5 to the nearest whole number", "twice")["result"] == 2
+    seen = library.last_execution("twice")["id"]  # the answer both clicks were on
+    first = agent.start_repair("twice", "halves round up", execution=seen)
+    assert first["result"] == 3 and first["tool"]["version"] == 2
+    # Before, the second click's turn marked v2's right answer wrong and tried to repair v2.
+    second = agent.start_repair("twice", "halves round up", execution=seen)
+    assert "followed by another since" in second["error"]
+    repaired = library.last_execution("twice")
+    assert repaired["version"] == 2 and not repaired["marked_wrong"]
+    assert library.get("round_to_nearest").version == 2
+
+
 def test_rollback_makes_the_next_call_run_the_earlier_code(make_agent, sea):
     agent = make_agent()
     agent.ask("sum the digits of 1234")
