@@ -24,6 +24,7 @@ from langgraph.runtime import Runtime
 
 from sandbox.reports import NOT_A_VERDICT, CallResult, no_verdict_message
 from state.replies import ArgsReply
+from tools_store.cache import file_hashes
 from tools_store.library import code_hash
 from tools_store.models import ToolRecord
 from tools_store.text import storable, unstorable
@@ -153,13 +154,14 @@ def execute(state: dict, runtime: Runtime[Context]) -> dict:
     ttl = int(state["policy"].get("cache_ttl_seconds", 0))
     cacheable = (record.spec.deterministic and ttl > 0 and not state.get("failure")
                  and not outputs and not record.components)
+    read = file_hashes(data.files)  # logged with the run: a repair replays it on these only
     if cacheable:
         found, result = lib.cached_result(record, arguments, data.files)
         if found:
             lib.record_execution(record.name, record.version, arguments, result, True,
                                  session_id=runtime.context.session_id,
                                  request=state["standalone_request"], cached=True,
-                                 code_hash=record.code_hash)
+                                 code_hash=record.code_hash, files=read)
             event("execute", f"result (from the cache): {json.dumps(result)[:300]}", ok=True,
                   cached=True, result=result)
             return {**update, "result": result, "served": True, "cached": True,
@@ -188,7 +190,7 @@ def execute(state: dict, runtime: Runtime[Context]) -> dict:
         record.name, record.version, arguments, result if call.ok else None,
         call.ok and not failure, failure.get("message", "") or call.describe_error(),
         call.duration, runtime.context.session_id, state["standalone_request"],
-        code_hash=code_hash(record.code))
+        code_hash=code_hash(record.code), files=read)
     if rollback:
         event("execute", f"rolled {record.name} back to v{rollback['to_version']}: "
               f"{rollback['reason']}", level="warning")

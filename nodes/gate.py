@@ -4,8 +4,9 @@ Two checks, run in the sandbox at the same time: the old frozen suite plus the n
 regression tests must all pass on the fix (the suite's hash is checked first, as ``verify``
 does), and a replay of the tool's logged successful executions (up to the policy's
 ``replay_limit`` distinct recent inputs, none the user marked wrong) must give the same
-outputs when the fix is called. Anything less refuses the repair and the current version
-stays.
+outputs when the fix is called, each on the input files it read (calls that read other
+files than the repair has at hand are not replayed, and the gate says how many). Anything
+less refuses the repair and the current version stays.
 
 A repair that passes both is then run against its mutants (the mutation gate, as after a
 verification) and its score is kept with the version. It is never strengthened: its suite is
@@ -22,6 +23,7 @@ from langgraph.runtime import Runtime
 
 from sandbox import SandboxError
 from sandbox.reports import NOT_A_VERDICT, CallResult, no_verdict_message
+from tools_store.cache import file_hashes
 from tools_store.text import storable
 
 from .kit.checks import same_output, tests_hash
@@ -58,14 +60,23 @@ def gate(state: dict, runtime: Runtime[Context]) -> dict:
     name, code = state["tool"]["name"], state["implementation"]
     files = failure_files(state, runtime.context.input_files)
     lib = library(runtime)
-    past = lib.replay_set(name, int(state["policy"]["replay_limit"]))
+    logged = lib.replay_set(name, int(state["policy"]["replay_limit"]))
+    # A past call runs again only on the files it read: on other files a right fix gives
+    # other outputs, and was refused for it. Files are known for calls logged since they
+    # were recorded (None before: such a call gets the files at hand, as it always did).
+    try:
+        at_hand = file_hashes(files) if files else []
+    except OSError as exc:
+        raise StepError(f"cannot read an input file of the repair ({exc.strerror})") from exc
+    past = [item for item in logged if item["files"] in (None, [], at_hand)]
     failing = lib.get(name, state["failure"]["version"])
     modules = lib.component_modules(failing) if failing.components else None  # a composite's
     runs = sandbox(runtime)
     with ThreadPoolExecutor(max_workers=min(AT_ONCE, 1 + len(past))) as workers:
         suite = workers.submit(runs.verify, code, state["tests"], files=files, modules=modules)
-        calls = list(workers.map(lambda item: runs.call(code, name, item["inputs"], files=files,
-                                                        modules=modules), past))
+        calls = list(workers.map(lambda item: runs.call(
+            code, name, item["inputs"], files=None if item["files"] == [] else files,
+            modules=modules), past))
         report = suite.result()
     if report.status in NOT_A_VERDICT:
         raise SandboxError(no_verdict_message(report.status, report.detail))
@@ -81,8 +92,11 @@ def gate(state: dict, runtime: Runtime[Context]) -> dict:
     if refused:
         event("gate", f"repair refused: {refused}", level="error", passed=False)
     else:
+        elsewhere = len(logged) - len(past)
         event("gate", f"sandbox: {report.summary()}; {len(past)} past executions replayed "
-              "with the same outputs", passed=True)
+              "with the same outputs" + (f"; {elsewhere} that read other files, not at hand, "
+                                         "were not replayed" if elsewhere else ""),
+              passed=True)
     update = {"report": report.model_dump(), "attempts": 1, "mutation": {},
               "repair": {**state["repair"], "refused": refused, "replayed": len(past)}}
     limit = state["policy"].get("max_mutants", 0)

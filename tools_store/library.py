@@ -301,11 +301,13 @@ class ToolLibrary:
     def record_execution(self, name: str, version: int, inputs: dict, output,
                          success: bool, error: str = "", duration: float = 0.0,
                          session_id: str = "", request: str = "", source: str = "agent",
-                         cached: bool = False, code_hash: str = "") -> dict | None:
+                         cached: bool = False, code_hash: str = "",
+                         files: list[list[str]] | None = None) -> dict | None:
         """Log one execution, update the tool's counters, roll back a regressing version.
 
         ``source`` says who called: ``agent`` (the graph), ``mcp``, ``langchain``;
-        ``code_hash`` is the hash of the code that ran (the version's own when not given).
+        ``code_hash`` is the hash of the code that ran (the version's own when not given);
+        ``files`` the input files it read, [name, sha256] (``cache.file_hashes``).
         When this use is the policy's ``rollback_window``-th of a version that does worse
         over them than its predecessor did, the predecessor is made current again; the
         rollback event is returned.
@@ -313,7 +315,8 @@ class ToolLibrary:
         window = int(self.policy()["rollback_window"])
         with self.connect() as conn, conn.transaction():
             records.add_execution(conn, name, version, inputs, output, success, error,
-                                  duration, session_id, request, source, cached, code_hash)
+                                  duration, session_id, request, source, cached, code_hash,
+                                  files)
             regression = self._regression(conn, name, version, window)
         if regression is None:
             return None

@@ -1,4 +1,8 @@
-"""The library's schema, applied by the project itself, safe to run any number of times."""
+"""The library's schema, applied by the project itself, safe to run any number of times.
+
+Why this module is long: it is the schema's history, one migration after another, and a
+user's library may stand at any of them; split, that one ordered list would be scattered.
+"""
 
 from __future__ import annotations
 
@@ -266,6 +270,12 @@ MIGRATIONS: list[tuple[int, str]] = [
         embedding vector NOT NULL,
         PRIMARY KEY (session_id, turn, model)
     );
+    """),
+    # The input files each execution read ([name, sha256], sorted): a repair's replay runs a
+    # past call again only with the very files it had. NULL for executions logged before,
+    # whose files nobody knows.
+    (8, """
+    ALTER TABLE tool_executions ADD COLUMN IF NOT EXISTS files jsonb;
     """),
 ]
 

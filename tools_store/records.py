@@ -167,22 +167,23 @@ def offered(conn: psycopg.Connection, names: list[str]) -> list[dict]:
 def add_execution(conn: psycopg.Connection, name: str, version: int, inputs: dict, output,
                   success: bool, error: str, duration: float, session_id: str,
                   request: str, source: str = "agent", cached: bool = False,
-                  ran_hash: str = "") -> None:
+                  ran_hash: str = "", files: list[list[str]] | None = None) -> None:
     """Log one execution and count it on the tool.
 
     ``source``: agent, mcp or langchain; ``cached``: served from the cache; ``ran_hash``:
     the hash of the code that ran, the version's own when not given (a version's code never
-    changes), so no execution is logged without one. Text PostgreSQL cannot store is
-    escaped, so the execution is still logged.
+    changes), so no execution is logged without one; ``files``: the input files it read,
+    [name, sha256] (none when not given). Text PostgreSQL cannot store is escaped, so the
+    execution is still logged.
     """
     conn.execute(
         "INSERT INTO tool_executions (name, version, inputs, output, success, error, duration, "
-        "session_id, request, source, cached, code_hash) VALUES (%s, %s, %s, %s, %s, %s, %s, "
-        "%s, %s, %s, %s, coalesce(nullif(%s, ''), (SELECT code_hash FROM tool_versions "
-        "WHERE name = %s AND version = %s), ''))",
+        "session_id, request, source, cached, code_hash, files) VALUES (%s, %s, %s, %s, %s, "
+        "%s, %s, %s, %s, %s, %s, coalesce(nullif(%s, ''), (SELECT code_hash FROM "
+        "tool_versions WHERE name = %s AND version = %s), ''), %s)",
         (name, version, Jsonb(storable(inputs)), Jsonb(storable(output)), success,
          storable(error[:4000]), duration, storable(session_id), storable(request[:2000]),
-         source, cached, ran_hash, name, version))
+         source, cached, ran_hash, name, version, Jsonb(storable(files or []))))
     conn.execute("UPDATE tools SET uses = uses + 1, successes = successes + %s WHERE name = %s",
                  (int(success), name))
 
@@ -208,13 +209,16 @@ def mark_wrong(conn: psycopg.Connection, execution_id: int, note: str) -> None:
 def replay_set(conn: psycopg.Connection, name: str, limit: int) -> list[dict]:
     """Return up to ``limit`` distinct recent successful inputs of a tool, with their outputs.
 
-    Inputs the user ever marked wrong are left out, whatever other runs gave for them.
+    Inputs the user ever marked wrong are left out, whatever other runs gave for them. The
+    same inputs on other files are another call; ``files`` is None for an execution logged
+    before files were recorded.
     """
     return conn.execute(
-        "SELECT inputs, output, version, id FROM (SELECT DISTINCT ON (inputs) * "
+        "SELECT inputs, output, version, id, files FROM (SELECT DISTINCT ON (inputs, files) * "
         "FROM tool_executions e WHERE name = %s AND success AND NOT EXISTS (SELECT 1 FROM "
         "tool_executions w WHERE w.name = e.name AND w.inputs = e.inputs AND w.marked_wrong) "
-        "ORDER BY inputs, id DESC) latest ORDER BY id DESC LIMIT %s", (name, limit)).fetchall()
+        "ORDER BY inputs, files, id DESC) latest ORDER BY id DESC LIMIT %s",
+        (name, limit)).fetchall()
 
 
 def first_uses(conn: psycopg.Connection, name: str, version: int, window: int) -> dict:

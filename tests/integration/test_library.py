@@ -304,6 +304,23 @@ def test_execution_source_migration_keeps_old_rows_as_the_agents(library):
     assert [r["source"] for r in library.executions("kilometers_to_miles")] == ["mcp", "agent"]
 
 
+def test_executions_from_before_files_were_recorded_keep_unknown_files(library):
+    name = "kilometers_to_miles"
+    library.register(km_spec(), CODE, TESTS)
+    with library.connect() as conn:  # the schema as it was before migration 8
+        conn.execute("ALTER TABLE tool_executions DROP COLUMN files")
+        conn.execute("DELETE FROM schema_migrations WHERE version = 8")
+        conn.execute("INSERT INTO tool_executions (name, version, inputs, output, success) "
+                     "VALUES (%s, 1, '{\"km\": 10}', '6.21', true)", (name,))
+        conn.commit()
+        assert migrate(conn, library.schema) == [8]
+    library.record_execution(name, 1, {"km": 10}, 6.21, True, files=[["km.csv", "ab12"]])
+    library.record_execution(name, 1, {"km": 10}, 6.21, True)
+    # The same inputs on other files are other calls; the old one's files stay unknown.
+    assert sorted(map(str, (e["files"] for e in library.replay_set(name, 10)))) == [
+        "None", "[['km.csv', 'ab12']]", "[]"]
+
+
 def test_an_execution_logged_without_a_code_hash_gets_its_versions(library):
     record = library.register(km_spec(), CODE, TESTS)
     library.record_execution("kilometers_to_miles", 1, {"km": 1}, 0.62, True)

@@ -252,6 +252,46 @@ def test_a_second_thumbs_down_on_the_same_answer_marks_nothing_more(make_agent):
     assert library.get("round_to_nearest").version == 2
 
 
+AVERAGE = "what is the average word length in notes.txt"
+AVERAGE_V1 = ("def average_word_length(filename: str) -> float:\n"
+              "    words = open(filename).read().split()\n"
+              "    return sum(len(w) for w in words) / len(words)\n")
+
+
+def test_a_past_call_is_replayed_only_on_the_files_it_read(make_agent, tmp_path):
+    spec = {"name": "average_word_length", "description": "Average word length of a text file.",
+            "parameters": [{"name": "filename", "type": "string", "description": "the file"}],
+            "returns": {"type": "number"}}
+    tests = ("import pytest\nfrom tool import average_word_length\n\n\n"
+             "def test_missing_file():\n    with pytest.raises(FileNotFoundError):\n"
+             "        average_word_length('missing.txt')\n\n\n"
+             "def test_missing_other():\n    with pytest.raises(FileNotFoundError):\n"
+             "        average_word_length('nope.txt')\n\n\n"
+             "def test_given_file():\n    assert average_word_length('notes.txt') >= 0\n")
+    fix = AVERAGE_V1.replace("len(words)\n", "len(words) if words else 0.0\n")
+    agent = make_agent(write_script(tmp_path, [plan(AVERAGE)] + [
+        {"step": step, "match": "", "reply": reply} for step, reply in (
+            ("spec", spec), ("tests", {"tests": tests}), ("impl", {"code": AVERAGE_V1}),
+            ("args", {"arguments": {"filename": "notes.txt"}}), ("answer", {"answer": "done"}),
+            ("judge", {"serves": True, "tool": "average_word_length", "reason": "same"}),
+            ("repair", {"regression_test": "from tool import average_word_length\n\n\n"
+                                           "def test_empty_file():\n"
+                                           "    assert average_word_length('notes.txt') == 0.0\n",
+                        "code": fix, "notes": "an empty file has no words"}))]))
+    words, empty = tmp_path / "a" / "notes.txt", tmp_path / "b" / "notes.txt"
+    for path, text in ((words, "aa bbbb\n"), (empty, "")):
+        path.parent.mkdir()
+        path.write_text(text)
+    first = agent.ask(AVERAGE, "w1", files=[str(words)])
+    assert first["result"] == 3.0, (first["error"], first["route"])
+    repaired = agent.ask(AVERAGE, "w2", files=[str(empty)])
+    # Before, the first call was replayed on the empty file: "gave 3.0 and now gives 0.0",
+    # and the right fix was refused.
+    assert repaired["result"] == 0.0 and repaired["tool"]["version"] == 2, repaired["error"]
+    assert any("1 that read other files, not at hand, were not replayed" in e["message"]
+               for e in repaired["events"])
+
+
 def test_rollback_makes_the_next_call_run_the_earlier_code(make_agent, sea):
     agent = make_agent()
     agent.ask("sum the digits of 1234")

@@ -224,12 +224,13 @@ class FakeLibrary:
 
     def record_execution(self, name, version, inputs, output, success, error="",
                          duration=0.0, session_id="", request="", cached=False,
-                         code_hash="") -> None:
+                         code_hash="", files=None) -> None:
         self.executions.append({"id": len(self.executions) + 1, "name": name,
                                 "version": version, "inputs": inputs, "output": output,
                                 "success": success, "error": error, "request": request,
                                 "session_id": session_id, "code_hash": code_hash,
-                                "marked_wrong": False, "cached": cached})
+                                "marked_wrong": False, "cached": cached,
+                                "files": files or []})
 
     def last_execution(self, session_id: str) -> dict | None:
         mine = [e for e in self.executions if e["session_id"] == session_id]
@@ -243,7 +244,8 @@ class FakeLibrary:
         chosen: list[dict] = []
         for e in reversed(self.executions):
             if (e["name"] == name and e["success"] and e["inputs"] not in wrong
-                    and e["inputs"] not in [c["inputs"] for c in chosen]):
+                    and (e["inputs"], e["files"]) not in [(c["inputs"], c["files"])
+                                                          for c in chosen]):
                 chosen.append(e)
         return chosen[:limit]
 
