@@ -168,9 +168,14 @@ class ToolIndex:
         return {r["tool_name"]: (float(r["similarity"]), r["content"], r["version"])
                 for r in rows}
 
-    def rebuild(self, prepared: list[tuple[str, int, Docs, list[list[float]]]],
+    def rebuild(self, entries: Callable[[psycopg.Connection],
+                                        list[tuple[str, int, Docs, list[list[float]]]]],
                 dimension: int) -> None:
-        """Drop the table and write ``prepared`` rows (name, version, docs, vectors) anew."""
+        """Drop the table and write the rows ``entries`` gives anew.
+
+        ``entries`` returns (name, version, docs, vectors) in the transaction that writes them,
+        so that they are the tools of that moment.
+        """
         with self._connect() as conn, conn.transaction():
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(TABLE)))
             conn.execute("DELETE FROM index_meta")
@@ -178,6 +183,10 @@ class ToolIndex:
             self._store = None
         self._ensure_table(dimension)
         with self._connect() as conn, conn.transaction():
-            for name, version, docs, vectors in prepared:
-                self.write(conn, name, version, docs, vectors)
+            rows = entries(conn)
+            # A registration in the moment the table was empty wrote its rows: all are
+            # written again from ``rows``, which include it.
+            conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(TABLE)))
+            for name, version, docs, vectors in rows:
+                self.write(conn, name, version, docs, vectors, replace=False)
         self.store()

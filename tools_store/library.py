@@ -497,13 +497,24 @@ class ToolLibrary:
     def reembed(self, progress: Callable[[Iterable], Iterable] = lambda it: it) -> int:
         """Rebuild the index with the configured embedding model; return the tools indexed."""
         embeddings = load_embeddings(self.model_id)
-        prepared = []
-        for record in progress(self.list_tools()):
+
+        def embedded(record: ToolRecord) -> tuple:
             docs = self._index_docs(record.spec)
-            prepared.append((record.name, record.version, docs,
-                             embeddings.embed_documents([t for _, t in docs])))
+            return (record.name, record.version, docs,
+                    embeddings.embed_documents([t for _, t in docs]))
+
+        prepared = {record.name: embedded(record) for record in progress(self.list_tools())}
         dimension = len(embeddings.embed_query("dimension"))
-        self.index.rebuild(prepared, dimension)
+
+        def as_now(conn: psycopg.Connection) -> list[tuple]:
+            # Registrations, rollbacks and retirements wait until the index is whole; a tool
+            # that changed while the others were embedded is embedded again here (before,
+            # its current version was left out of the index, and search lost the tool).
+            conn.execute("LOCK TABLE tools IN SHARE MODE")
+            return [prepared[r.name] if prepared.get(r.name, ("", 0))[1] == r.version
+                    else embedded(r) for r in records.current_versions(conn)]
+
+        self.index.rebuild(as_now, dimension)
         rows = evidence.all_requests(self._reader())
         if rows:
             vectors = embeddings.embed_documents([request for _, request in rows])

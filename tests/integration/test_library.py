@@ -259,6 +259,37 @@ def test_index_built_by_another_model_must_be_reembedded(library):
     assert [(e.tool, e.same_request) for e in result.evidence] == [("kilometers_to_miles", True)]
 
 
+def test_a_tool_changed_during_a_reembed_is_indexed_as_it_is_now(library):
+    name = "kilometers_to_miles"
+    library.register(km_spec(), CODE, TESTS)
+    library.register(km_spec(), CODE.replace("0.621371", "0.6213712"), TESTS,
+                     new_version=True)
+    library.register(ToolSpec(name="celsius_to_kelvin", description="Convert Celsius to "
+                              "Kelvin."), "def celsius_to_kelvin(c):\n    return c + 273.15\n",
+                     "")
+    other = ToolLibrary(schema=library.schema, files_dir=library.files_dir)
+
+    def meanwhile(tools):  # another process, while the tools are being embedded
+        for record in tools:
+            yield record
+            if record.name == name:
+                other.rollback(name, 1)
+                other.remove("celsius_to_kelvin")
+    try:
+        assert library.reembed(progress=meanwhile) == 2
+    finally:
+        other.close()
+    # Before, the index was written from the snapshot: v2's rows only, which search skips
+    # now that v1 is current, and the retired tool's rows.
+    from tools_store.index import TABLE
+
+    with library.connect() as conn:
+        indexed = conn.execute(f"SELECT DISTINCT tool_name, version FROM {TABLE}").fetchall()
+    assert [(r["tool_name"], r["version"]) for r in indexed] == [(name, 1)]
+    found = library.search("how far is 12 km in miles").candidates
+    assert [(c.name, c.version) for c in found] == [(name, 1)]
+
+
 def test_eval_retrieval_uses_a_throwaway_library(tmp_path):
     data = {"name": "tiny", "tools": [
         {"name": "kilometers_to_miles",
