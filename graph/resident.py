@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # the client side must stay light: no graph imports to send a
 
 SOCKET_NAME = "agent.sock"
 MAX_REQUEST_LINE = 1 << 20
+SEND_TIMEOUT = 30.0  # seconds a client may leave a progress line unread
 
 
 def enabled() -> bool:
@@ -54,6 +55,10 @@ class ResidentServer:
         server = self
 
         class Handler(socketserver.StreamRequestHandler):
+            # A client that stops reading (paused in a pager, Ctrl-Z) counts as gone after
+            # this long, rather than holding the turn, and its session's lock, for good.
+            timeout = SEND_TIMEOUT
+
             def handle(self) -> None:
                 server._serve_one(self.rfile, self.wfile)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import replace
 
 from langchain_core.messages import AIMessage
@@ -176,15 +177,18 @@ class Agent:
         route: list[str] = []
         events: list[dict] = []
         final: dict = {}
-        for item in self.stream(request, session_id, files, new_tool, feedback):
-            if item["kind"] == "event":
-                events.append(item)
-                if on_event:
-                    on_event(item)
-            elif item["kind"] == "step":
-                route.append(item["step"])
-            elif item["kind"] in ("final", "stopped"):
-                final = item["state"]
+        # Closed on the way out, even when on_event raises: a suspended turn would hold its
+        # session's lock for as long as the traceback lives.
+        with closing(self.stream(request, session_id, files, new_tool, feedback)) as items:
+            for item in items:
+                if item["kind"] == "event":
+                    events.append(item)
+                    if on_event:
+                        on_event(item)
+                elif item["kind"] == "step":
+                    route.append(item["step"])
+                elif item["kind"] in ("final", "stopped"):
+                    final = item["state"]
         return {**final, "route": route, "events": events, "session_id": session_id}
 
     def start_repair(self, session_id: str, note: str = "",

@@ -24,8 +24,14 @@ POOL_SIZE = 64  # turns one process may run at once, each holding a connection
 def pool(url: str) -> ConnectionPool:
     """Return the pool that holds the locks of this process's running turns."""
     return ConnectionPool(url, min_size=0, max_size=POOL_SIZE, open=True,
-                          check=ConnectionPool.check_connection,
+                          check=ConnectionPool.check_connection, reset=_release_all,
                           kwargs={"autocommit": True, "prepare_threshold": 0})
+
+
+def _release_all(conn: psycopg.Connection) -> None:
+    # A connection goes back holding no lock, whatever cut its turn off (an interrupt between
+    # taking the lock and noting it, say): kept, it would hold that session for good.
+    conn.execute("SELECT pg_advisory_unlock_all()")
 
 
 class TurnLock:
