@@ -170,8 +170,8 @@ class ToolIndex:
 
     def rebuild(self, entries: Callable[[psycopg.Connection],
                                         list[tuple[str, int, Docs, list[list[float]]]]],
-                dimension: int) -> None:
-        """Drop the table and write the rows ``entries`` gives anew.
+                dimension: int) -> int:
+        """Drop the table and write the rows ``entries`` gives anew; return how many tools.
 
         ``entries`` returns (name, version, docs, vectors) in the transaction that writes them,
         so that they are the tools of that moment.
@@ -190,3 +190,4 @@ class ToolIndex:
             for name, version, docs, vectors in rows:
                 self.write(conn, name, version, docs, vectors, replace=False)
         self.store()
+        return len(rows)

@@ -514,14 +514,14 @@ class ToolLibrary:
             return [prepared[r.name] if prepared.get(r.name, ("", 0))[1] == r.version
                     else embedded(r) for r in records.current_versions(conn)]
 
-        self.index.rebuild(as_now, dimension)
+        indexed = self.index.rebuild(as_now, dimension)
         rows = evidence.all_requests(self._reader())
         if rows:
             vectors = embeddings.embed_documents([request for _, request in rows])
             with self.connect() as conn, conn.transaction():
                 evidence.reembed(conn, {i: v for (i, _), v in zip(rows, vectors, strict=True)},
                                  dimension)
-        return len(prepared)
+        return indexed
 
     def mirror_differences(self) -> list[dict]:
         """Say how the readable files differ from the database, changing nothing."""
