@@ -131,15 +131,17 @@ def choose_workflow(candidates: list[dict], request: str, policy: dict
     (and its tools' directions) and this one, and the request nearer the whole sequence than
     any one of its steps.
     """
-    top = candidates[0] if candidates else None
+    # One whose tools changed gives way to the next (most often the same sequence learned
+    # again with the current versions, at the same similarity).
+    top = next((c for c in candidates if not c["out_of_date"]), None)
     if top is None:
-        return None, ""
+        stale = candidates[0] if candidates else None
+        return None, (f"workflow {stale['id']} is out of date: {stale['out_of_date']}"
+                      if stale else "")
     threshold = policy["workflow_reuse"]
     label = f"workflow {top['id']} (similarity {top['similarity']:.2f})"
     if top["similarity"] < threshold:
         return None, f"{label} is below {threshold:.2f}"
-    if top["out_of_date"]:
-        return None, f"{label} is out of date: {top['out_of_date']}"
     if top["step_similarity"] >= top["similarity"]:
         return None, (f"{label}: the request is nearer one of its steps "
                       f"({top['step_similarity']:.2f}) than the whole sequence")

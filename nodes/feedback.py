@@ -35,9 +35,10 @@ def feedback(state: dict, runtime: Runtime[Context]) -> dict:
     lib.mark_wrong(last["id"], note)
     record = lib.get(last["name"], last["version"])
     current = lib.get(last["name"])
-    if current.status == "retired" or current.version != record.version:
+    retired = not lib.name_taken(last["name"])  # a version's own status never says so
+    if retired or current.version != record.version:
         # Repairing the older version would replace the newer one (and drop its tests).
-        now = ("it has been retired since" if current.status == "retired" else
+        now = ("it has been retired since" if retired else
                f"v{current.version} is current now; ask again to see its answer, and mark "
                "that one if it is wrong too")
         raise StepError(f"that answer came from {record.name} v{record.version}, and {now}. "

@@ -130,7 +130,8 @@ class WorkflowStore:
             "coalesce(steps.step_similarity, 0) AS step_similarity "
             "FROM best JOIN workflow_patterns w ON w.id = best.workflow_id "
             "LEFT JOIN steps ON steps.workflow_id = best.workflow_id "
-            "ORDER BY best.similarity DESC LIMIT %s", (vector, self.model_id, k)).fetchall()
+            "ORDER BY best.similarity DESC, w.id DESC LIMIT %s",
+            (vector, self.model_id, k)).fetchall()
         found = [_workflow(r) for r in rows]
         names = {s["tool"] for w in found for s in w["steps"]} | {
             w["composite"] for w in found if w["composite"]}

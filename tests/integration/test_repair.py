@@ -235,6 +235,8 @@ def test_a_wrong_answer_of_a_version_no_longer_current_never_replaces_the_curren
         library.register(v2.spec, ROUND_AWAY, v2.tests, new_version=True,
                          origin={"kind": "repair", "from_version": 1})
     assert [v.version for v in library.versions("round_to_nearest")] == [1, 2]
+    library.remove("round_to_nearest")  # before, found out only when registering a repair
+    assert "it has been retired since" in agent.start_repair("a", "still wrong")["error"]
 
 
 def test_a_second_thumbs_down_on_the_same_answer_marks_nothing_more(make_agent):

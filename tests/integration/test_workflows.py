@@ -368,6 +368,11 @@ def test_a_workflow_whose_tools_changed_is_planned_again(agent, data):
     assert f"workflow {learned['id']}" in next(
         e["message"] for e in third["events"] if "out of date" in e["message"])
     assert [r["tool"]["version"] for r in third["step_results"]] == [1, 2]
+    # Learned again with v2, at the same similarity as the old one: it is not hidden by it.
+    agent.ask(REQUEST, "o4", files=[data["products.csv"]])
+    fifth = agent.ask(REQUEST, "o5", files=[data["products.csv"]])
+    assert "plan" not in fifth["usage"] and fifth["result"] == ABOVE_10
+    assert fifth["workflow"]["id"] != learned["id"]
     # Before, a retired tool went on serving through the workflow that pinned it.
     library.remove("product_margins")
     [candidate] = [c for c in library.workflows.candidates(REQUEST) if c["id"] == learned["id"]]
