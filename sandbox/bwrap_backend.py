@@ -189,6 +189,7 @@ class BwrapBackend:
         self.limits = limits or Limits()
         self.rootfs = rootfs or rootfs_dir()
         self._in_flight: set = set()  # (bubblewrap, cgroup) of each run now (``abort``)
+        self._aborted = False
 
     def check(self) -> None:
         """Raise SandboxUnavailable unless bubblewrap, the root filesystem and root exist."""
@@ -314,6 +315,8 @@ class BwrapBackend:
         reader.start()
         host_timed_out = False
         self._in_flight.add((proc, cgroup))
+        if self._aborted:  # aborted while this run was starting
+            self.abort()
         try:
             try:
                 proc.stdin.write(job)
@@ -342,6 +345,7 @@ class BwrapBackend:
 
     def abort(self) -> None:
         """Kill the runs in flight, every process of each run's cgroup included."""
+        self._aborted = True  # before the look: a run starting now sees one or the other
         for proc, cgroup in list(self._in_flight):
             try:
                 cgroup.kill_all()

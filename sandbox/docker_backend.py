@@ -56,6 +56,7 @@ class DockerBackend:
         self._head = None  # the future of a container started ahead (``head_start``)
         self._head_lock = threading.Lock()
         self._in_flight: set = set()  # containers running a job now (``abort`` kills them)
+        self._aborted = False
 
     def client(self):
         """Return a connected client, checking the image once per connection."""
@@ -254,6 +255,8 @@ class DockerBackend:
         deadline = started + self.limits.timeout + self.limits.grace
         self._in_flight.add(container)
         try:
+            if self._aborted:  # aborted while this run was taking its container
+                self.abort()
             output = self._exchange(container, job, deadline)
             if output is not None:
                 return RawRun(output=output, exit_code=None, duration=time.monotonic() - started,
@@ -291,6 +294,7 @@ class DockerBackend:
 
     def abort(self) -> None:
         """Kill the containers running a job now; their runs end as killed from outside."""
+        self._aborted = True  # before the look: a run starting now sees one or the other
         for container in list(self._in_flight):
             try:
                 container.kill()

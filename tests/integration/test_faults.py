@@ -819,6 +819,22 @@ def test_an_aborted_sandbox_ends_the_run_in_flight_and_runs_nothing_more(any_san
         sandbox.close()
 
 
+def test_a_run_that_starts_as_its_backend_is_aborted_is_ended_too(any_sandbox):
+    from sandbox import make_sandbox
+    from sandbox.core import KILLED, Limits, build_job
+
+    backend = make_sandbox("docker" if "docker" in any_sandbox.backend.name else "bwrap").backend
+    try:
+        # Aborted after Sandbox's own check, before this run was in flight: the window that
+        # let a starting run go on to its end (here 20 s of sleep, then its report).
+        backend.abort()
+        raw = backend.run(build_job("call", SLEEPER, None, {}, Limits(), function="sleeper",
+                                    args={"seconds": 20}))
+        assert raw.exit_code in KILLED and '"seconds": 20' not in raw.output
+    finally:
+        backend.close()
+
+
 def test_ctrl_c_in_sea_ask_ends_the_running_tool_and_closes_the_turn(docker_sandbox, tmp_path):
     from app_scripts import SLOW_REQUEST, write_script
     from conftest import sandbox_containers
