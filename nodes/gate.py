@@ -60,7 +60,6 @@ def gate(state: dict, runtime: Runtime[Context]) -> dict:
     name, code = state["tool"]["name"], state["implementation"]
     files = failure_files(state, runtime.context.input_files)
     lib = library(runtime)
-    logged = lib.replay_set(name, int(state["policy"]["replay_limit"]))
     # A past call runs again only on the files it read: on other files a right fix gives
     # other outputs, and was refused for it. Files are known for calls logged since they
     # were recorded (None before: such a call gets the files at hand, as it always did).
@@ -68,7 +67,7 @@ def gate(state: dict, runtime: Runtime[Context]) -> dict:
         at_hand = file_hashes(files) if files else []
     except OSError as exc:
         raise StepError(f"cannot read an input file of the repair ({exc.strerror})") from exc
-    past = [item for item in logged if item["files"] in (None, [], at_hand)]
+    past, elsewhere = lib.replay_set(name, int(state["policy"]["replay_limit"]), at_hand)
     failing = lib.get(name, state["failure"]["version"])
     modules = lib.component_modules(failing) if failing.components else None  # a composite's
     runs = sandbox(runtime)
@@ -92,7 +91,6 @@ def gate(state: dict, runtime: Runtime[Context]) -> dict:
     if refused:
         event("gate", f"repair refused: {refused}", level="error", passed=False)
     else:
-        elsewhere = len(logged) - len(past)
         event("gate", f"sandbox: {report.summary()}; {len(past)} past executions replayed "
               "with the same outputs" + (f"; {elsewhere} that read other files, not at hand, "
                                          "were not replayed" if elsewhere else ""),

@@ -246,9 +246,13 @@ class ToolLibrary:
         """Return a session's most recent execution (the answer a user may mark wrong)."""
         return records.last_execution(self._reader(), session_id)
 
-    def replay_set(self, name: str, limit: int) -> list[dict]:
-        """Return distinct recent successful inputs and outputs, none the user marked wrong."""
-        return records.replay_set(self._reader(), name, limit)
+    def replay_set(self, name: str, limit: int, files: list[list[str]] | None = None
+                   ) -> tuple[list[dict], int]:
+        """Return recent calls a repair can replay on ``files``, and how many read others.
+
+        Distinct successful calls, none the user marked wrong, with their outputs.
+        """
+        return records.replay_set(self._reader(), name, limit, files or [])
 
     def events(self, name: str) -> list[dict]:
         """Return a tool's rollbacks and retirements, with their reasons."""

@@ -206,19 +206,32 @@ def mark_wrong(conn: psycopg.Connection, execution_id: int, note: str) -> None:
                  (note[:2000], execution_id))
 
 
-def replay_set(conn: psycopg.Connection, name: str, limit: int) -> list[dict]:
-    """Return up to ``limit`` distinct recent successful inputs of a tool, with their outputs.
+# The latest successful run of each distinct call (inputs and files) of a tool, leaving out
+# inputs the user ever marked wrong, whatever other runs gave for them.
+_REPLAY_CANDIDATES = (
+    "SELECT DISTINCT ON (inputs, files) inputs, output, version, id, files, "
+    "(files IS NULL OR files = '[]'::jsonb OR files = %s::jsonb) AS at_hand "
+    "FROM tool_executions e WHERE name = %s AND success AND NOT EXISTS (SELECT 1 FROM "
+    "tool_executions w WHERE w.name = e.name AND w.inputs = e.inputs AND w.marked_wrong) "
+    "ORDER BY inputs, files, id DESC")
 
-    Inputs the user ever marked wrong are left out, whatever other runs gave for them. The
-    same inputs on other files are another call; ``files`` is None for an execution logged
-    before files were recorded.
+
+def replay_set(conn: psycopg.Connection, name: str, limit: int,
+               files: list[list[str]]) -> tuple[list[dict], int]:
+    """Return recent calls replayable on ``files`` ([name, sha256]), and how many are not.
+
+    Up to ``limit`` distinct successful calls of a tool, with their outputs. A call can be
+    replayed when it read no files, exactly those, or was logged before files were recorded
+    (``files`` None). The limit counts only those: calls on other files must not use up the
+    replay's budget.
     """
-    return conn.execute(
-        "SELECT inputs, output, version, id, files FROM (SELECT DISTINCT ON (inputs, files) * "
-        "FROM tool_executions e WHERE name = %s AND success AND NOT EXISTS (SELECT 1 FROM "
-        "tool_executions w WHERE w.name = e.name AND w.inputs = e.inputs AND w.marked_wrong) "
-        "ORDER BY inputs, files, id DESC) latest ORDER BY id DESC LIMIT %s",
-        (name, limit)).fetchall()
+    rows = conn.execute(
+        f"SELECT inputs, output, version, id, files FROM ({_REPLAY_CANDIDATES}) c "
+        "WHERE at_hand ORDER BY id DESC LIMIT %s", (Jsonb(files), name, limit)).fetchall()
+    elsewhere = conn.execute(
+        f"SELECT count(*) AS n FROM ({_REPLAY_CANDIDATES}) c WHERE NOT at_hand",
+        (Jsonb(files), name)).fetchone()["n"]
+    return rows, elsewhere
 
 
 def first_uses(conn: psycopg.Connection, name: str, version: int, window: int) -> dict:

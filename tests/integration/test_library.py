@@ -345,11 +345,15 @@ def test_executions_from_before_files_were_recorded_keep_unknown_files(library):
                      "VALUES (%s, 1, '{\"km\": 10}', '6.21', true)", (name,))
         conn.commit()
         assert migrate(conn, library.schema) == [8]
-    library.record_execution(name, 1, {"km": 10}, 6.21, True, files=[["km.csv", "ab12"]])
     library.record_execution(name, 1, {"km": 10}, 6.21, True)
+    library.record_execution(name, 1, {"km": 10}, 6.21, True, files=[["km.csv", "ab12"]])
     # The same inputs on other files are other calls; the old one's files stay unknown.
-    assert sorted(map(str, (e["files"] for e in library.replay_set(name, 10)))) == [
-        "None", "[['km.csv', 'ab12']]", "[]"]
+    rows, elsewhere = library.replay_set(name, 10, [["km.csv", "ab12"]])
+    assert sorted(str(r["files"]) for r in rows) == ["None", "[['km.csv', 'ab12']]", "[]"]
+    assert elsewhere == 0
+    # Without that file, the newest call is not replayable, and does not use up the limit.
+    rows, elsewhere = library.replay_set(name, 1)
+    assert [r["files"] for r in rows] == [[]] and elsewhere == 1
 
 
 def test_an_execution_logged_without_a_code_hash_gets_its_versions(library):

@@ -239,7 +239,7 @@ class FakeLibrary:
     def mark_wrong(self, execution_id: int, note: str = "") -> None:
         self.executions[execution_id - 1].update(marked_wrong=True, feedback=note)
 
-    def replay_set(self, name: str, limit: int) -> list[dict]:
+    def replay_set(self, name: str, limit: int, files=None) -> tuple[list[dict], int]:
         wrong = [e["inputs"] for e in self.executions if e["marked_wrong"]]
         chosen: list[dict] = []
         for e in reversed(self.executions):
@@ -247,7 +247,8 @@ class FakeLibrary:
                     and (e["inputs"], e["files"]) not in [(c["inputs"], c["files"])
                                                           for c in chosen]):
                 chosen.append(e)
-        return chosen[:limit]
+        here = [c for c in chosen if c["files"] in ([], files or [])]
+        return here[:limit], len(chosen) - len(here)
 
     def log_reflection(self, name, attempt, failing_tests, note="", session_id="",
                        kind="verify", version=None, details=None) -> None:
