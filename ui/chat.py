@@ -174,21 +174,22 @@ def thumbs_down(session: str, turn: int) -> None:
     """Offer a thumbs-down on the last answer; one repairs the tool that gave it (a turn)."""
     note = f"note-{session}-{turn}"
     st.text_input("Wrong answer? Say what was wrong (optional), then 👎", key=note)
+    # The run that gave the answer shown: the session's last, as no turn of it is running
+    # (else no thumbs-down is offered). Bound now, when the answer is drawn: a click in a
+    # tab drawn before another tab's repair must not judge the repaired answer.
+    try:
+        seen = (backend.agent().library.last_execution(session) or {}).get("id")
+    except LibraryError:  # the database is down: the repair turn says so itself
+        seen = None
     # A callback runs once per click: a refused turn shows its reason, it is not retried.
     st.feedback("thumbs", key=f"verdict-{session}-{turn}", on_change=mark_wrong,
-                args=(session, turn, note))
+                args=(session, turn, note, seen))
 
 
-def mark_wrong(session: str, turn: int, note_key: str) -> None:
+def mark_wrong(session: str, turn: int, note_key: str, seen: int | None) -> None:
     """Queue the turn a thumbs-down asks for (the thumbs-up does nothing)."""
     if st.session_state.get(f"verdict-{session}-{turn}") == 0:
         note = st.session_state.get(note_key) or ""
-        # The answer shown is the session's last run now; a second click (or tab) must not
-        # mark the answer of the repair the first one queued.
-        try:
-            seen = (backend.agent().library.last_execution(session) or {}).get("id")
-        except LibraryError:  # the database is down: the repair turn says so itself
-            seen = None
         queue(session, wrong_answer_request(note), feedback={"note": note, "execution": seen})
 
 

@@ -409,6 +409,26 @@ def settle(at: AppTest) -> list[str]:
     return [t.value for t in at.text]
 
 
+def test_a_thumbs_down_from_a_tab_drawn_before_a_repair_marks_nothing(app):
+    from nodes.kit import services
+
+    app.chat_input[0].set_value("round 2.5 to the nearest whole number").run()
+    assert "round_to_nearest returned 2." in settle(app)
+    other = AppTest.from_file(str(ROOT / "ui" / "app.py"), default_timeout=180)
+    other.query_params["session"] = app.query_params["session"]
+    other.run()  # a second tab on the same answer
+    assert not other.exception, other.exception
+    app.feedback[0].set_value(0).run()  # the first tab's thumbs-down repairs it into v2
+    assert any(t.startswith("round_to_nearest returned 3.") for t in settle(app))
+    other.feedback[0].set_value(0).run()  # then the second tab's, on the answer it shows
+    shown = settle(other)
+    # Before, it marked v2's right answer wrong and tried to repair v2.
+    assert any("followed by another since" in t for t in shown), shown
+    library = services.library(os.environ["SEA_LIBRARY_SCHEMA"])
+    last = library.executions("round_to_nearest")[0]
+    assert (last["version"], last["marked_wrong"]) == (2, False)
+
+
 def test_a_thumbs_down_in_the_app_repairs_the_tool(app):
     from nodes.kit import services
 
