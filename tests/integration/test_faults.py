@@ -156,18 +156,21 @@ def test_containers_killed_mid_verify_end_in_a_clear_error_and_no_tool(make_agen
 
 def test_a_mutation_gate_the_sandbox_broke_registers_nothing(make_agent, tmp_path):
     agent = make_agent(script(tmp_path))
-    killers: list[Killer] = []
+    # Made now, so that it knows no container of the turn (one made at the event could take
+    # the gate's container, already started, for an older one); started at the event.
+    killer = Killer(limit=10, after=0.5)
 
     def kill_the_gate(event: dict) -> None:  # the suite has passed: only the gate's runs die
-        if event["message"].startswith("mutation gate: running") and not killers:
-            killers.append(Killer(limit=10, after=0.5).__enter__())
+        if event["message"].startswith("mutation gate: running") and \
+                killer._thread.ident is None:
+            killer.__enter__()
 
     try:
         state = agent.ask("double the number 21", on_event=kill_the_gate)
     finally:
-        for killer in killers:
+        if killer._thread.ident is not None:
             killer.__exit__(None, None, None)
-    assert len(killers[0].killed) == 2  # the gate's run and its one retry
+    assert len(killer.killed) == 2  # the gate's run and its one retry
     # Before, the gate said "not measured" and the tool was registered verified on a suite
     # whose strength nobody knew.
     assert "mutation gate measured the suite" in state["error"], state["error"]
