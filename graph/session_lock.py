@@ -35,10 +35,13 @@ def _release_all(conn: psycopg.Connection) -> None:
 
 
 class TurnLock:
-    """A session's turn lock on one connection: ``retry`` until ``acquired``."""
+    """A session's turn lock on one connection: ``retry`` until ``acquired``.
+
+    Released when its connection goes back to the pool (``_release_all``), however the turn
+    ended.
+    """
 
     TRY = "SELECT pg_try_advisory_lock(hashtext('sea-turn'), hashtext(%s))"
-    RELEASE = "SELECT pg_advisory_unlock(hashtext('sea-turn'), hashtext(%s))"
 
     def __init__(self, conn: psycopg.Connection, session_id: str):
         self.conn = conn
@@ -51,22 +54,11 @@ class TurnLock:
         self.acquired = bool(row[0])
         return self.acquired
 
-    def release(self) -> None:
-        """Give the lock back, if it was taken."""
-        if self.acquired:
-            try:
-                self.conn.execute(self.RELEASE, (self.session_id,))
-            except psycopg.Error:
-                pass  # a broken connection took its lock with it; the pool drops it
-
 
 @contextmanager
 def held(locks: ConnectionPool, session_id: str) -> Iterator[TurnLock]:
-    """Try the session's lock once; it is released (if taken) when the block ends."""
+    """Try the session's lock once; it is released when the block ends."""
     with locks.connection() as conn:
         lock = TurnLock(conn, session_id)
-        try:
-            lock.retry()
-            yield lock
-        finally:
-            lock.release()  # before the connection goes back to the pool
+        lock.retry()
+        yield lock
