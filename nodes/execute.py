@@ -154,14 +154,15 @@ def execute(state: dict, runtime: Runtime[Context]) -> dict:
     ttl = int(state["policy"].get("cache_ttl_seconds", 0))
     cacheable = (record.spec.deterministic and ttl > 0 and not state.get("failure")
                  and not outputs and not record.components)
-    read = file_hashes(data.files)  # logged with the run: a repair replays it on these only
+    # The call's files, hashed once: the cache's key, and logged with the run (a repair
+    # replays it on these only).
+    read = file_hashes(data.files)
     if cacheable:
-        found, result = lib.cached_result(record, arguments, data.files)
+        found, result = lib.cached_result(record, arguments, read)
         if found:
             lib.record_execution(record.name, record.version, arguments, result, True,
                                  session_id=runtime.context.session_id,
-                                 request=state["standalone_request"], cached=True,
-                                 code_hash=record.code_hash, files=read)
+                                 request=state["standalone_request"], cached=True, files=read)
             event("execute", f"result (from the cache): {json.dumps(result)[:300]}", ok=True,
                   cached=True, result=result)
             return {**update, "result": result, "served": True, "cached": True,
@@ -207,7 +208,7 @@ def execute(state: dict, runtime: Runtime[Context]) -> dict:
         event("execute", update["error"], ok=False, level="error")
     else:
         if cacheable:
-            lib.cache_result(record, arguments, data.files, result, ttl)
+            lib.cache_result(record, arguments, read, result, ttl)
         update.update(result=result, served=True,
                       **_keep(state, runtime, record, call, result, arguments, data))
         kept = ", ".join(update["step_results"][0]["items"])

@@ -391,15 +391,17 @@ class ToolLibrary:
     # -- the execution cache ----------------------------------------------------------------
 
     def cached_result(self, record: ToolRecord, arguments: dict,
-                      files: list[str] | dict[str, bytes]) -> tuple[bool, object]:
-        """Return (found, result) of an earlier identical call of this very version."""
-        key = cache.cache_key(arguments, cache.file_hashes(files))
+                      hashes: list[list[str]]) -> tuple[bool, object]:
+        """Return (found, result) of an earlier identical call of this very version.
+
+        ``hashes``: the call's input files, [name, sha256] (``cache.file_hashes``).
+        """
+        key = cache.cache_key(arguments, hashes)
         return cache.get(self._reader(), record.name, record.version, record.code_hash, key)
 
     def cache_result(self, record: ToolRecord, arguments: dict,
-                     files: list[str] | dict[str, bytes], result, ttl_seconds: int) -> None:
-        """Keep a deterministic call's result for ``ttl_seconds``."""
-        hashes = cache.file_hashes(files)
+                     hashes: list[list[str]], result, ttl_seconds: int) -> None:
+        """Keep a deterministic call's result for ``ttl_seconds`` (``hashes`` as above)."""
         with self.connect() as conn:
             cache.put(conn, record.name, record.version, record.code_hash,
                       cache.cache_key(arguments, hashes), arguments, hashes, result,

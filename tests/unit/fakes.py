@@ -161,11 +161,11 @@ class FakeLibrary:
     def add_evidence(self, items: list[Evidence]) -> None:
         self.recorded += items
 
-    def cached_result(self, record: ToolRecord, arguments: dict, files: list[str]):
+    def cached_result(self, record: ToolRecord, arguments: dict, hashes: list):
         key = (record.name, record.version, repr(sorted(arguments.items())))
         return (key in self.cache, self.cache.get(key))
 
-    def cache_result(self, record: ToolRecord, arguments: dict, files: list[str], result,
+    def cache_result(self, record: ToolRecord, arguments: dict, hashes: list, result,
                      ttl_seconds: int) -> None:
         self.cache[(record.name, record.version, repr(sorted(arguments.items())))] = result
 
