@@ -104,5 +104,5 @@ def call_tool(library, sandbox: Sandbox, name: str, arguments, source: str,
         library.record_execution(record.name, record.version, checked,
                                  result.result if result.ok else None, result.ok,
                                  result.describe_error(), result.duration, session_id, request,
-                                 source=source, code_hash=record.code_hash)
+                                 source=source)
     return ToolCall(record=record, arguments=checked, result=result)
